@@ -1,0 +1,52 @@
+# Two commands for a new machine: `make demo` and `make test`. Both go through `make install`,
+# which creates or updates .venv from uv.lock and is quick when nothing changed.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
+UV_VERSION := 0.13.8
+VENV := .venv
+ETA := $(VENV)/bin/eta
+export UV_PYTHON_DOWNLOADS := never
+
+# uv from PATH if it is there, otherwise installed through pip (user site) and run as a module
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+
+.PHONY: install demo test test-fast lint ui serve benchmark clean-state help
+
+help:
+	@echo "make demo   - set up .venv and run the main job on the synthetic city"
+	@echo "make test   - set up .venv and run the whole test suite"
+	@echo "make ui     - Dagster UI + daemon and MLflow UI on loopback"
+	@echo "make serve  - the ETA HTTP service on loopback"
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --user --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --frozen --all-groups --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(ETA) demo
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q
+
+test-fast: install
+	$(VENV)/bin/pytest -q -m "not slow"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+ui: install
+	$(ETA) ui
+
+serve: install
+	$(ETA) serve
+
+benchmark: install
+	$(VENV)/bin/python benchmarks/run_all.py
+
+clean-state:
+	rm -rf .eta
