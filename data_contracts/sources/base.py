@@ -16,7 +16,7 @@ import polars as pl
 
 from data_contracts.limits import ContractLimits
 from data_contracts.schema import RAW_COLUMN
-from data_contracts.validate import ValidationResult, merge_results, validate_trips
+from data_contracts.validate import ValidationResult, validate_trips
 
 
 class SourceAdapter(Protocol):
@@ -32,12 +32,36 @@ class SourceAdapter(Protocol):
 
 def read_raw_csv(path: Path, **kwargs: object) -> pl.DataFrame:
     """Read a CSV with every column as a string, adding lineage and the raw row as JSON."""
-    frame = pl.read_csv(path, infer_schema=False, **kwargs)  # type: ignore[arg-type]
+    try:
+        frame = pl.read_csv(path, infer_schema=False, **kwargs)  # type: ignore[arg-type]
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as err:
+        raise ValueError(f"{path.name} is not a readable CSV file: {err}") from err
+    return _with_raw_and_lineage(frame, path)
+
+
+def read_raw_table(path: Path) -> pl.DataFrame:
+    """`read_raw_csv` for a CSV; for a Parquet file the same, with every column cast to its string form."""
+    if path.suffix.lower() not in {".parquet", ".pq"}:
+        return read_raw_csv(path)
+    # Parquet carries typed columns; strings keep one parsing path and an honest `raw` record.
+    frame = pl.read_parquet(path).select(pl.all().cast(pl.String))
+    return _with_raw_and_lineage(frame, path)
+
+
+def _with_raw_and_lineage(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
     return frame.with_columns(
         pl.struct(pl.all()).struct.json_encode().alias(RAW_COLUMN),
         pl.lit(path.name).alias("source_file"),
         (pl.int_range(pl.len(), dtype=pl.Int64) + 1).alias("row_number"),
     )
+
+
+def require_columns(frame: pl.DataFrame, required: Iterable[str], path: Path, source: str) -> None:
+    """Raise when a file lacks columns the adapter needs: it is not that source's format at all."""
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        present = [c for c in frame.columns if c not in {RAW_COLUMN, "source_file", "row_number"}]
+        raise ValueError(f"{path.name} is not a {source} file: missing columns {missing}; it has {present}")
 
 
 def to_float(column: str) -> pl.Expr:
@@ -71,12 +95,15 @@ def files_for(adapter: SourceAdapter, path: Path) -> list[Path]:
 
 
 def ingest(adapter: SourceAdapter, path: Path, limits: ContractLimits | None = None) -> ValidationResult:
-    """Stage and validate every file of a source; per-file results merged, nothing dropped."""
-    results = {str(f): validate_trips(adapter.stage(f), limits) for f in files_for(adapter, path)}
-    return merge_results(results)
+    """Stage every file of a source and validate them together; nothing dropped."""
+    return ingest_files(adapter, files_for(adapter, path), limits)
 
 
 def ingest_files(
     adapter: SourceAdapter, files: Iterable[Path], limits: ContractLimits | None = None
 ) -> ValidationResult:
-    return merge_results({str(f): validate_trips(adapter.stage(f), limits) for f in files})
+    """Validate the staged files as one frame, so a trip repeated in two files is a `duplicate_trip`."""
+    staged = [adapter.stage(f) for f in files]
+    if not staged:
+        raise ValueError(f"no files to ingest for source {adapter.name!r}")
+    return validate_trips(pl.concat(staged, how="vertical_relaxed"), limits)

@@ -1,0 +1,38 @@
+"""Ingest a source into the contract and write valid rows and the quarantine as Parquet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from data_contracts.limits import ContractLimits
+from data_contracts.sources import get_adapter
+from data_contracts.sources.base import ingest
+from data_contracts.validate import ValidationResult
+
+
+def write_result(result: ValidationResult, out: Path) -> tuple[Path, Path]:
+    """Write valid.parquet and quarantine.parquet into `out` (created if needed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    valid_path, quarantine_path = out / "valid.parquet", out / "quarantine.parquet"
+    result.valid.write_parquet(valid_path)
+    result.quarantine.write_parquet(quarantine_path)
+    return valid_path, quarantine_path
+
+
+def ingest_to_folder(
+    source: str,
+    input_path: Path,
+    out: Path,
+    mapping: Path | None = None,
+    limits: ContractLimits | None = None,
+) -> dict[str, object]:
+    """Run one adapter over a file or folder and write its outputs; returns the summary."""
+    adapter = get_adapter(source, mapping=mapping)
+    result = ingest(adapter, input_path, limits)
+    valid_path, quarantine_path = write_result(result, out)
+    return {
+        "source": source,
+        **result.summary(),
+        "valid_path": str(valid_path),
+        "quarantine_path": str(quarantine_path),
+    }

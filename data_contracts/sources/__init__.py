@@ -1,0 +1,51 @@
+"""Source adapters: each maps one public trip format onto the contract.
+
+The registry names every adapter and imports its module only when asked for, so a missing optional
+module (or a heavy one) costs nothing until it is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from data_contracts.sources.base import SourceAdapter
+
+# name -> "module:Class". `synthetic` lives in data_contracts/sources/synthetic.py (written separately);
+# it resolves as soon as that module exists.
+_REGISTRY: dict[str, str] = {
+    "sendy": "data_contracts.sources.sendy:SendyAdapter",
+    "citibike": "data_contracts.sources.citibike:CitiBikeAdapter",
+    "nyc_taxi": "data_contracts.sources.nyc_taxi:NycTaxiSampleAdapter",
+    "tlc_yellow": "data_contracts.sources.nyc_taxi:TlcYellowAdapter",
+    "generic": "data_contracts.sources.generic:GenericAdapter",
+    "synthetic": "data_contracts.sources.synthetic:SyntheticCityAdapter",
+}
+ADAPTER_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def _adapter_class(name: str) -> type:
+    module_name, class_name = _REGISTRY[name].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name != module_name:
+            raise  # a real import error inside the adapter module: let it surface as is
+        raise ModuleNotFoundError(
+            f"adapter {name!r} is registered but {module_name} does not exist yet"
+        ) from err
+    return getattr(module, class_name)
+
+
+def get_adapter(name: str, mapping: Path | None = None) -> SourceAdapter:
+    """The adapter registered as `name`; `generic` needs its YAML `mapping`, the others take none."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown source {name!r}; known sources: {', '.join(ADAPTER_NAMES)}")
+    cls = _adapter_class(name)
+    if name == "generic":
+        if mapping is None:
+            raise ValueError("the generic source needs a YAML column mapping (see data_contracts/mappings/)")
+        return cls.from_yaml(Path(mapping))
+    if mapping is not None:
+        raise ValueError(f"source {name!r} has a built-in mapping; a mapping file is only for 'generic'")
+    return cls()

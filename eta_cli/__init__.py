@@ -1,0 +1,1 @@
+"""The `eta` command line: thin commands over the project's pure functions, imported lazily."""

@@ -1,0 +1,101 @@
+"""Conformal offsets: exact order statistics on small samples, coverage guarantees, MAPIE as an oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.conformal import ConformalCalibration, conformal_offset, fit_conformal, rearrange
+from models.metrics import coverage
+
+
+def test_offset_is_the_conformal_order_statistic() -> None:
+    residuals = np.array([5.0, -1.0, 3.0, 0.0, 2.0, 4.0, 1.0, -2.0, 6.0])  # n = 9; sorted -2..6
+    # upper level 0.9: rank ceil(10 * 0.9) = 9 -> largest = 6
+    assert conformal_offset(residuals, 0.9) == 6.0
+    # level 0.75: rank ceil(7.5) = 8 -> 5
+    assert conformal_offset(residuals, 0.75) == 5.0
+    # lower level 0.1: rank floor(1.0) = 1 -> smallest = -2
+    assert conformal_offset(residuals, 0.1) == -2.0
+    # lower level 0.25: floor(2.5) = 2 -> -1
+    assert conformal_offset(residuals, 0.25) == -1.0
+    # median: ceil(5) = 5 -> 2
+    assert conformal_offset(residuals, 0.5) == 2.0
+
+
+def test_too_few_points_give_infinite_offsets() -> None:
+    assert conformal_offset(np.array([1.0, 2.0]), 0.95) == float("inf")
+    assert conformal_offset(np.array([1.0, 2.0]), 0.05) == float("-inf")
+    with pytest.raises(ValueError, match="calibration window is empty"):
+        conformal_offset(np.array([]), 0.5)
+
+
+def test_calibration_fixes_a_biased_overconfident_model() -> None:
+    rng = np.random.default_rng(1)
+    quantiles = [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
+    n = 4000
+    y_cal, y_test = rng.normal(1.0, 2.0, n), rng.normal(1.0, 2.0, n)
+    # a model that is biased low and far too narrow
+    q_hat = np.tile(np.linspace(-0.3, 0.3, 7), (n, 1))
+    calibration = fit_conformal(y_cal, q_hat, quantiles)
+    calibrated = calibration.apply(q_hat)
+    assert coverage(y_test, q_hat[:, 1], q_hat[:, 5]) < 0.3
+    assert coverage(y_test, calibrated[:, 1], calibrated[:, 5]) == pytest.approx(0.8, abs=0.025)
+    assert coverage(y_test, calibrated[:, 0], calibrated[:, 6]) == pytest.approx(0.9, abs=0.02)
+    assert np.mean(y_test <= calibrated[:, 3]) == pytest.approx(0.5, abs=0.025)
+
+
+def test_segment_offsets_with_global_fallback() -> None:
+    rng = np.random.default_rng(2)
+    n = 3000
+    segments = np.array(["short"] * n + ["long"] * n + ["rare"] * 50, dtype=object)
+    noise = np.concatenate([rng.normal(0, 1, n), rng.normal(0, 3, n), rng.normal(0, 1, 50)])
+    q_hat = np.zeros((len(noise), 3))
+    calibration = fit_conformal(noise, q_hat, [0.1, 0.5, 0.9], segments, min_segment_size=500)
+    assert set(calibration.segment_offsets) == {"long", "short"}
+    assert calibration.segment_counts["rare"] == 50
+    assert calibration.segment_offsets["long"][2] > 2 * calibration.segment_offsets["short"][2]
+    offsets = calibration.offsets_for(np.array(["rare", "long"], dtype=object), 2)
+    assert offsets[0].tolist() == calibration.global_offsets
+    assert offsets[1].tolist() == calibration.segment_offsets["long"]
+    restored = ConformalCalibration.from_dict(calibration.to_dict())
+    assert restored == calibration
+
+
+def test_rearrangement_removes_crossing_on_adversarial_rows() -> None:
+    crossing = np.array([[5.0, 1.0, 3.0], [2.0, 2.0, -1.0], [np.float64(1e9), -1e9, 0.0]])
+    fixed = rearrange(crossing)
+    assert np.all(np.diff(fixed, axis=1) >= 0)
+    assert fixed[0].tolist() == [1.0, 3.0, 5.0]
+
+
+def test_global_interval_offsets_match_mapie_asymmetric_cqr() -> None:
+    """MAPIE's asymmetric CQR on the same residuals gives the same interval (an independent oracle)."""
+    mapie = pytest.importorskip("mapie.regression")
+    from sklearn.base import BaseEstimator, RegressorMixin
+
+    class Fixed(RegressorMixin, BaseEstimator):
+        def __init__(self, value: float = 0.0) -> None:
+            self.value = value
+
+        def fit(self, X, y):  # noqa: N803 - sklearn signature
+            self.n_features_in_ = X.shape[1]
+            return self
+
+        def predict(self, X):  # noqa: N803
+            return X[:, 0] + self.value
+
+    rng = np.random.default_rng(3)
+    n = 999
+    x = rng.normal(size=(n, 1))
+    y = x[:, 0] + rng.gamma(2.0, 1.0, n)
+    lo_model, hi_model, med_model = (Fixed(v).fit(x, y) for v in (0.5, 3.5, 1.7))
+    cqr = mapie.ConformalizedQuantileRegressor(
+        [lo_model, hi_model, med_model], confidence_level=0.8, prefit=True
+    )
+    cqr.conformalize(x, y)
+    _, intervals = cqr.predict_interval(x[:5], symmetric_correction=False)
+    q_hat = np.column_stack([x[:, 0] + 0.5, x[:, 0] + 3.5])
+    ours = fit_conformal(y, q_hat, [0.1, 0.9]).apply(q_hat[:5])
+    np.testing.assert_allclose(intervals[:, 0, 0], ours[:, 0], atol=1e-9)
+    np.testing.assert_allclose(intervals[:, 1, 0], ours[:, 1], atol=1e-9)
