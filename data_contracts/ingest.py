@@ -36,3 +36,31 @@ def ingest_to_folder(
         "valid_path": str(valid_path),
         "quarantine_path": str(quarantine_path),
     }
+
+
+def load_trips(path: Path, source: str | None = None, mapping: Path | None = None,
+               limits: ContractLimits | None = None) -> ValidationResult | None:
+    """Contract-valid trips from `path`.
+
+    With `source`, the raw files are run through that adapter and validated (the quarantine is returned too).
+    Without it, `path` holds already-validated Parquet: a file, or a folder whose `**/valid.parquet` files
+    (written by `eta ingest` or the pipeline) are read; returns a result with an empty quarantine.
+    """
+    import polars as pl
+
+    from data_contracts.validate import validate_trips
+
+    if source is not None:
+        return ingest(get_adapter(source, mapping=mapping), path, limits)
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(path.glob("**/valid.parquet"))
+        if not files:
+            raise FileNotFoundError(
+                f"no valid.parquet under {path}; run `eta ingest` first or pass --source to read raw files"
+            )
+    else:
+        raise FileNotFoundError(f"input not found: {path}")
+    frame = pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
+    return validate_trips(frame, limits)  # re-check: a hand-edited file must not slip past the contract

@@ -127,6 +127,185 @@ def ingest(
     typer.echo(f"valid -> {summary['valid_path']}\nquarantine -> {summary['quarantine_path']}")
 
 
+def _parse_quantiles(text: str | None) -> tuple[float, ...] | None:
+    if not text:
+        return None
+    try:
+        values = tuple(sorted(float(v) for v in text.split(",")))
+    except ValueError:
+        _fail(f"--quantiles must be comma-separated numbers, got {text!r}")
+    if 0.5 not in values or any(not 0 < v < 1 for v in values):
+        _fail(f"--quantiles must lie in (0, 1) and include 0.5, got {text!r}")
+    return values
+
+
+@app.command()
+def train(
+    data: Annotated[
+        Path,
+        typer.Option(help="Validated trips (valid.parquet or a folder of them), or raw files with --source."),
+    ],
+    source: Annotated[
+        str | None, typer.Option(help="Adapter to read raw files with (e.g. synthetic, sendy).")
+    ] = None,
+    mapping: Annotated[Path | None, typer.Option(help="YAML column mapping for --source generic.")] = None,
+    model: Annotated[str, typer.Option(help="lightgbm or xgboost.")] = "lightgbm",
+    quantiles: Annotated[
+        str | None, typer.Option(help="Comma-separated levels, default 0.05,...,0.95.")
+    ] = None,
+    split_by: Annotated[
+        str, typer.Option(help="date, or day_of_month for sources with anonymised months.")
+    ] = "date",
+    seed: Annotated[int, typer.Option(help="Seed for the boosters.")] = 7,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
+) -> None:
+    """Train, calibrate and evaluate; log to MLflow, register as challenger and run the promotion gate."""
+    from rich.console import Console
+
+    console = Console(stderr=True, quiet=json_output)
+    with console.status("loading libraries and trips", spinner="dots"):
+        from data_contracts.ingest import load_trips
+        from models.quantile import DEFAULT_QUANTILES, BoostingParams
+        from models.registry import log_and_register
+        from models.train import TrainConfig, train_eta_model
+
+        if model not in ("lightgbm", "xgboost"):
+            _fail(f"--model must be lightgbm or xgboost, got {model!r}")
+        try:
+            loaded = load_trips(data, source=source, mapping=mapping)
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            _fail(str(exc))
+    config = TrainConfig(
+        model_kind=model,
+        quantiles=_parse_quantiles(quantiles) or DEFAULT_QUANTILES,
+        split_by=split_by,
+        params=BoostingParams(seed=seed),
+        seed=seed,
+    )
+    with console.status(f"training {model} on {loaded.rows_valid} trips", spinner="dots"):
+        try:
+            result = train_eta_model(loaded.valid, config)
+        except ValueError as exc:
+            _fail(str(exc))
+    with console.status("logging to MLflow and running the promotion gate", spinner="dots"):
+        registered = log_and_register(result, config, extra_params={"source": source or "validated"})
+    payload = {
+        **registered.as_dict(),
+        "windows": result.windows.as_dict(),
+        "rows": result.rows,
+        "metrics": result.metrics,
+        "baselines": result.baseline_metrics,
+        "beats_baselines": result.beats_baselines(),
+        "quarantined": loaded.rows_quarantined,
+    }
+    if json_output:
+        _print_json(payload)
+        return
+    _print_training_summary(payload)
+
+
+def _print_training_summary(payload: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    metrics, baselines = payload["metrics"], payload["baselines"]
+    table = Table(title=f"eta-model v{payload['version']} (run {payload['run_id'][:8]}) on the test window")
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    for name in baselines:
+        table.add_column(name, justify="right")
+    for key in (
+        "mae_s",
+        "mape_pct",
+        "pinball_mean",
+        "crps_s",
+        "coverage_50",
+        "coverage_80",
+        "coverage_90",
+        "width_80_s",
+        "width_90_s",
+        "late_rate_90",
+    ):
+        table.add_row(key, f"{metrics[key]:.3f}", *(f"{baselines[b][key]:.3f}" for b in baselines))
+    console = Console()
+    console.print(table)
+    decision = payload["decision"]
+    verdict = "PROMOTED to champion" if decision["promote"] else "kept as challenger"
+    console.print(f"gate: {verdict} — " + "; ".join(decision["reasons"]))
+    losing = [name for name, ok in payload["beats_baselines"].items() if not ok]
+    if losing:
+        console.print(f"[red]does NOT beat baseline(s): {', '.join(losing)}[/red]")
+
+
+@app.command()
+def predict(
+    model_uri: Annotated[str, typer.Option(help="e.g. models:/eta-model@champion")],
+    input: Annotated[
+        Path, typer.Option("--input", help="CSV or Parquet of legs (contract columns; label optional).")
+    ],
+    out: Annotated[Path, typer.Option(help="CSV or Parquet to write (by extension).")],
+) -> None:
+    """Score legs: one row per leg with q05..q95 seconds and lower/upper per interval level."""
+    from models.scoring import read_legs, score_legs, write_table
+    from models.tracking import configure
+
+    try:
+        legs = read_legs(input)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    configure()
+    from models.pyfunc import load_eta_model
+
+    eta_model, _ = load_eta_model(model_uri)
+    scored = score_legs(eta_model, legs)
+    write_table(scored, out)
+    typer.echo(f"scored {scored.height} legs -> {out}")
+
+
+@app.command()
+def evaluate(
+    predictions: Annotated[Path, typer.Option(help="A scored file from `eta predict` that has duration_s.")],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the metrics as one JSON object.")
+    ] = False,
+) -> None:
+    """Every metric (accuracy, pinball, CRPS, coverage, width, late/early rate, segments) of a scored file."""
+    from models.scoring import evaluate_scored, read_legs
+
+    try:
+        report = evaluate_scored(read_legs(predictions, require_label=True))
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        _fail(str(exc))
+    if json_output:
+        _print_json(report)
+        return
+    for key, value in report["metrics"].items():
+        typer.echo(f"{key:28s} {value:.4f}")
+    for name, rows in report["segments"].items():
+        typer.echo(
+            f"80% coverage by {name}: "
+            + ", ".join(f"{r['segment']}={r['coverage']:.3f} (n={r['n']})" for r in rows)
+        )
+
+
+@app.command()
+def rollback(
+    to_version: Annotated[
+        int | None, typer.Option(help="Version to move `champion` to; default the previous champion.")
+    ] = None,
+) -> None:
+    """Move the champion alias back (to a given version or the previously promoted one)."""
+    from models.registry import rollback as do_rollback
+    from models.tracking import configure
+
+    configure()
+    try:
+        moved = do_rollback(to_version)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(f"champion: v{moved['from_version']} -> v{moved['to_version']}")
+
+
 class _nullcontext:
     def __enter__(self) -> None:
         return None

@@ -93,5 +93,5 @@ def test_summary_and_segments() -> None:
 
 
 def test_unknown_quantile_is_a_clear_error() -> None:
-    with pytest.raises(KeyError, match="0.05"):
+    with pytest.raises(KeyError, match=r"0\.05"):
         metrics.interval(PRED, Q, 0.9)

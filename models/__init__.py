@@ -1,0 +1,1 @@
+"""Quantile ETA models, conformal calibration, evaluation, MLflow tracking and the promotion gate."""

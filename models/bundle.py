@@ -1,0 +1,116 @@
+"""The ETA model as shipped: feature spec, frozen aggregates, native boosters and conformal offsets.
+
+`EtaModel.predict_quantiles(legs)` goes from raw legs (contract columns, no label) to calibrated, monotone
+quantiles in seconds, through the same `features.build_features` that training used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from features.aggregates import FrozenAggregates
+from features.build import build_features
+from features.spec import FeatureSpec
+from models.conformal import ConformalCalibration
+from models.metrics import level_pair
+from models.quantile import load_regressor
+
+# Conformal segments: distance band x hour band (Mondrian CQR)
+DISTANCE_BANDS_KM: tuple[float, ...] = (1.5, 3.0, 6.0)
+DISTANCE_BAND_LABELS = ("lt1.5km", "1.5-3km", "3-6km", "ge6km")
+
+
+def distance_band(km: pl.Series | np.ndarray) -> np.ndarray:
+    idx = np.digitize(np.asarray(km, dtype=float), DISTANCE_BANDS_KM)
+    return np.asarray(DISTANCE_BAND_LABELS, dtype=object)[idx]
+
+
+def conformal_segments(features: pl.DataFrame) -> np.ndarray:
+    """Segment key per leg for the Mondrian offsets: '<distance band>|<hour band>'."""
+    bands = distance_band(features["haversine_km"].fill_null(0.0).to_numpy())
+    hours = features["hour_band"].cast(pl.String).fill_null("?").to_numpy().astype(object)
+    return bands + "|" + hours
+
+
+def feature_matrix(features: pl.DataFrame, spec: FeatureSpec) -> np.ndarray:
+    """Model inputs as float32 (nulls become NaN, which the boosters treat as missing)."""
+    return features.select(pl.col(name).cast(pl.Float32) for name in spec.feature_names).to_numpy()
+
+
+@dataclass
+class EtaModel:
+    spec: FeatureSpec
+    aggregates: FrozenAggregates
+    regressor: object
+    calibration: ConformalCalibration
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def quantiles(self) -> list[float]:
+        return list(self.calibration.quantiles)
+
+    def features(self, legs: pl.DataFrame) -> pl.DataFrame:
+        return build_features(legs, self.aggregates, self.spec)
+
+    def predict_from_features(self, features: pl.DataFrame) -> np.ndarray:
+        """Calibrated quantiles in seconds, (n, k), monotone per row."""
+        raw = self.regressor.predict(feature_matrix(features, self.spec))
+        calibrated = self.calibration.apply(raw, conformal_segments(features))
+        return np.exp(calibrated)
+
+    def predict_quantiles(self, legs: pl.DataFrame) -> np.ndarray:
+        return self.predict_from_features(self.features(legs))
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "feature_spec.json").write_text(self.spec.to_json())
+        self.aggregates.save(directory / "aggregates")
+        self.regressor.save(directory / "boosters")
+        (directory / "conformal.json").write_text(json.dumps(self.calibration.to_dict(), indent=2))
+        (directory / "model_meta.json").write_text(json.dumps(self.meta, indent=2, default=str))
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path, num_threads: int = 1) -> EtaModel:
+        directory = Path(directory)
+        return cls(
+            spec=FeatureSpec.from_json((directory / "feature_spec.json").read_text()),
+            aggregates=FrozenAggregates.load(directory / "aggregates"),
+            regressor=load_regressor(directory / "boosters", num_threads=num_threads),
+            calibration=ConformalCalibration.from_dict(
+                json.loads((directory / "conformal.json").read_text())
+            ),
+            meta=json.loads((directory / "model_meta.json").read_text()),
+        )
+
+
+def quantile_at(q_pred: np.ndarray, quantiles: Sequence[float], tau: float) -> np.ndarray:
+    """The quantile `tau` per row, linear in log-time between the two trained levels around it."""
+    taus = np.asarray(quantiles, dtype=float)
+    if tau < taus[0] - 1e-9 or tau > taus[-1] + 1e-9:
+        raise ValueError(f"quantile {tau} is outside the model's trained levels {taus[0]}..{taus[-1]}")
+    j = int(np.clip(np.searchsorted(taus, tau, side="right") - 1, 0, len(taus) - 2))
+    w = float(np.clip((tau - taus[j]) / (taus[j + 1] - taus[j]), 0.0, 1.0))
+    logs = np.log(q_pred[:, j : j + 2])
+    return np.exp(logs[:, 0] * (1 - w) + logs[:, 1] * w)
+
+
+def interval_from_quantiles(
+    q_pred: np.ndarray, quantiles: Sequence[float], level: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lower/upper of a central interval from calibrated quantiles (interpolated between trained levels).
+
+    Raises ValueError for a level the trained quantiles cannot support."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"interval level must be between 0 and 1, got {level}")
+    lo, hi = level_pair(level)
+    widest = round(quantiles[-1] - quantiles[0], 6)
+    if level > widest + 1e-9:
+        raise ValueError(f"interval level {level} is wider than the model supports (at most {widest})")
+    return quantile_at(q_pred, quantiles, lo), quantile_at(q_pred, quantiles, hi)

@@ -1,0 +1,60 @@
+"""The promotion gate: a pure decision whether a challenger may replace the champion."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """A challenger must be calibrated and must not be worse than the champion on the same recent window."""
+
+    levels: tuple[float, ...] = (0.8, 0.9)
+    coverage_tolerance: float = 0.03  # |empirical - nominal| allowed, per level
+    pinball_tolerance: float = 0.0  # relative: 0.01 lets a challenger be 1% worse on mean pinball loss
+
+
+@dataclass
+class GateDecision:
+    promote: bool
+    reasons: list[str] = field(default_factory=list)
+    challenger: Mapping[str, float] = field(default_factory=dict)
+    champion: Mapping[str, float] | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _coverage_key(level: float) -> str:
+    return f"coverage_{round(level * 100)}"
+
+
+def promotion_decision(
+    challenger: Mapping[str, float], champion: Mapping[str, float] | None, config: GateConfig = GateConfig()
+) -> GateDecision:
+    """Decide on metrics of both models measured on the same labelled window (keys as in `summary_metrics`)."""
+    reasons: list[str] = []
+    calibrated = True
+    for level in config.levels:
+        key = _coverage_key(level)
+        if key not in challenger:
+            raise KeyError(f"challenger metrics lack {key}; evaluate it at level {level}")
+        gap = challenger[key] - level
+        if abs(gap) > config.coverage_tolerance:
+            calibrated = False
+            reasons.append(
+                f"challenger {round(level * 100)}% coverage {challenger[key]:.3f} is off nominal by {gap:+.3f} "
+                f"(tolerance {config.coverage_tolerance})"
+            )
+    if champion is None:
+        if calibrated:
+            reasons.append("no champion yet and the challenger is calibrated")
+        return GateDecision(promote=calibrated, reasons=reasons, challenger=dict(challenger), champion=None)
+    limit = champion["pinball_mean"] * (1.0 + config.pinball_tolerance)
+    better = challenger["pinball_mean"] <= limit
+    comparison = f"mean pinball {challenger['pinball_mean']:.4f} vs champion {champion['pinball_mean']:.4f}"
+    reasons.append(("not worse: " if better else "worse: ") + comparison)
+    return GateDecision(
+        promote=calibrated and better, reasons=reasons, challenger=dict(challenger), champion=dict(champion)
+    )

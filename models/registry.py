@@ -1,0 +1,158 @@
+"""Log a training result to MLflow, register it as the challenger, and run the promotion gate."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models import plots
+from models.gate import GateConfig, GateDecision, promotion_decision
+from models.metrics import summary_metrics
+from models.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    REGISTERED_MODEL,
+    alias_version,
+    configure,
+    log_gate_decision,
+    set_alias,
+)
+from models.train import TrainConfig, TrainingResult
+
+
+@dataclass
+class RegisteredRun:
+    run_id: str
+    version: int
+    model_uri: str
+    decision: GateDecision
+    champion_version: int | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "run_id": self.run_id,
+            "version": self.version,
+            "model_uri": self.model_uri,
+            "decision": self.decision.as_dict(),
+            "champion_version": self.champion_version,
+        }
+
+
+def _save_plots(result: TrainingResult, folder: Path) -> list[Path]:
+    frame = result.test_frame
+    quantiles = result.model.quantiles
+    y = frame["duration_s"].to_numpy()
+    q = frame.select([c for c in frame.columns if c.startswith("q") and c[1:].isdigit()]).to_numpy()
+    return [
+        plots.reliability_diagram(y, q, quantiles, folder / "reliability.png"),
+        plots.coverage_by_segment(result.segments, 0.8, folder / "coverage_by_segment.png"),
+        plots.pit_histogram(y, q, quantiles, folder / "pit_histogram.png"),
+        plots.width_vs_distance(
+            frame["haversine_km"].to_numpy(), q, quantiles, folder / "width_vs_distance.png"
+        ),
+    ]
+
+
+def champion_metrics_on(result: TrainingResult) -> dict[str, float] | None:
+    """The current champion scored on the challenger's test window (same legs, same labels)."""
+    version = alias_version(CHAMPION)
+    if version is None:
+        return None
+    from models.pyfunc import load_eta_model
+
+    champion, _ = load_eta_model(f"models:/{REGISTERED_MODEL}@{CHAMPION}")
+    q = champion.predict_quantiles(result.test_legs)
+    return summary_metrics(result.test_legs["duration_s"].to_numpy(), q, champion.quantiles)
+
+
+def log_and_register(
+    result: TrainingResult,
+    config: TrainConfig,
+    gate: GateConfig = GateConfig(),
+    run_name: str | None = None,
+    extra_params: dict | None = None,
+    champion_metrics: dict[str, float] | None = None,
+) -> RegisteredRun:
+    """One MLflow run with params, windows, data hash, spec, metrics, plots and the model; registered as
+    challenger; promoted to champion if the gate says so. Every decision is logged."""
+    import mlflow
+
+    from models.pyfunc import ARTIFACT_KEY, PIP_REQUIREMENTS, EtaPyfunc, signature
+
+    configure()
+    params = {
+        "model_kind": config.model_kind,
+        "quantiles": ",".join(str(q) for q in config.quantiles),
+        "split": ",".join(str(s) for s in config.split),
+        "min_segment_size": config.min_segment_size,
+        "seed": config.seed,
+        "feature_spec_version": config.spec.version,
+        "data_hash": result.data_hash,
+        **{f"boosting_{k}": v for k, v in asdict(config.params).items()},
+        **{f"window_{k}": v for k, v in result.windows.as_dict().items()},
+        **{f"rows_{k}": v for k, v in result.rows.items()},
+        **(extra_params or {}),
+    }
+    with mlflow.start_run(run_name=run_name) as run, tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        mlflow.log_params(params)
+        mlflow.log_metrics({k: float(v) for k, v in result.metrics.items() if np.isfinite(v)})
+        for name, m in result.baseline_metrics.items():
+            mlflow.log_metrics({f"baseline_{name}_{k}": float(v) for k, v in m.items() if np.isfinite(v)})
+        mlflow.log_dict(result.beats_baselines(), "baselines/beats_baselines.json")
+        for name, table in result.segments.items():
+            mlflow.log_table(table.to_pandas(), f"segments/coverage_by_{name}.json")
+        for png in _save_plots(result, tmp_path):
+            mlflow.log_artifact(str(png), "plots")
+        mlflow.log_text(config.spec.to_json(), "feature_spec.json")
+        bundle = result.model.save(tmp_path / "eta_model")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=EtaPyfunc(),
+            artifacts={ARTIFACT_KEY: str(bundle)},
+            pip_requirements=PIP_REQUIREMENTS,
+            signature=signature(config.quantiles),
+            registered_model_name=REGISTERED_MODEL,
+        )
+        version = int(info.registered_model_version)
+        set_alias(CHALLENGER, version)
+        champion_version = alias_version(CHAMPION)
+        if champion_version is not None and champion_metrics is None:
+            champion_metrics = champion_metrics_on(result)
+        decision = promotion_decision(result.metrics, champion_metrics if champion_version else None, gate)
+        mlflow.log_dict(decision.as_dict(), "gate_decision.json")
+        mlflow.set_tags({"gate_promote": str(decision.promote).lower(), "registered_version": str(version)})
+    log_gate_decision(version, {**decision.as_dict(), "champion_version": champion_version})
+    if decision.promote:
+        set_alias(CHAMPION, version)
+    return RegisteredRun(
+        run.info.run_id, version, f"models:/{REGISTERED_MODEL}/{version}", decision, champion_version
+    )
+
+
+def rollback(to_version: int | None = None) -> dict[str, object]:
+    """Move the champion alias back: to `to_version`, or to the previous champion in the gate log."""
+    from models.tracking import eta_home
+
+    current = alias_version(CHAMPION)
+    if to_version is None:
+        log = eta_home() / "registry" / "gate_decisions.jsonl"
+        promoted = (
+            [
+                json.loads(line)["version"]
+                for line in log.read_text().splitlines()
+                if json.loads(line)["promote"]
+            ]
+            if log.exists()
+            else []
+        )
+        earlier = [v for v in promoted if current is None or v < current]
+        if not earlier:
+            raise ValueError(f"no earlier promoted version to roll back to from champion v{current}")
+        to_version = earlier[-1]
+    set_alias(CHAMPION, to_version)
+    return {"from_version": current, "to_version": to_version}

@@ -1,0 +1,103 @@
+"""MLflow wiring: a tracking store under ETA_HOME by default, the `eta-model` registry and its aliases.
+
+Nothing happens at import time; `configure()` sets the tracking URI when a command or service starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from data_contracts.home import eta_home
+
+REGISTERED_MODEL = "eta-model"
+EXPERIMENT = "eta"
+CHAMPION, CHALLENGER = "champion", "challenger"
+# sqlite: wait up to 60 s for a lock instead of failing with "database is locked" when Dagster runs
+# steps in parallel processes
+SQLITE_TIMEOUT_S = 60
+
+
+def default_tracking_uri() -> str:
+    db = eta_home() / "mlflow" / "mlflow.db"
+    return f"sqlite:///{db}?timeout={SQLITE_TIMEOUT_S}"
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI if set, else the sqlite store under ETA_HOME."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def artifact_root() -> Path:
+    return Path(os.environ.get("ETA_MLFLOW_ARTIFACTS") or eta_home() / "mlflow" / "artifacts")
+
+
+@dataclass
+class Tracking:
+    uri: str
+    experiment_id: str
+
+    @property
+    def client(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+
+def configure(experiment: str = EXPERIMENT) -> Tracking:
+    """Point MLflow at the store (creating the sqlite folder) and make sure the experiment exists."""
+    import mlflow
+
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///").split("?")[0]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    existing = mlflow.get_experiment_by_name(experiment)
+    if existing is None:
+        location = artifact_root() / experiment
+        location.mkdir(parents=True, exist_ok=True)
+        try:
+            experiment_id = mlflow.create_experiment(experiment, artifact_location=location.as_uri())
+        except Exception:  # another process created it between our check and create
+            experiment_id = mlflow.get_experiment_by_name(experiment).experiment_id
+    else:
+        experiment_id = existing.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return Tracking(uri=uri, experiment_id=experiment_id)
+
+
+def alias_version(alias: str, name: str = REGISTERED_MODEL) -> int | None:
+    """The version an alias points at, or None when the alias (or the model) does not exist."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=tracking_uri(), registry_uri=tracking_uri())
+    try:
+        return int(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def set_alias(alias: str, version: int, name: str = REGISTERED_MODEL) -> None:
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri=tracking_uri(), registry_uri=tracking_uri()).set_registered_model_alias(
+        name, alias, str(version)
+    )
+
+
+def log_gate_decision(version: int, decision: dict, name: str = REGISTERED_MODEL) -> Path:
+    """Record a gate decision on the model version (tags) and in an append-only log under ETA_HOME."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri(), registry_uri=tracking_uri())
+    client.set_model_version_tag(name, str(version), "gate_promote", str(decision["promote"]).lower())
+    client.set_model_version_tag(name, str(version), "gate_reasons", "; ".join(decision["reasons"])[:5000])
+    log = eta_home() / "registry" / "gate_decisions.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as handle:
+        handle.write(json.dumps({"model": name, "version": version, **decision}, default=str) + "\n")
+    return log

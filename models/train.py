@@ -1,0 +1,240 @@
+"""Train, calibrate and evaluate an ETA model on completed trips, split in time.
+
+Windows (by UTC start day, in order): train (the last 15% of its days stop the boosting early) ->
+calibration (conformal offsets) -> test (every reported metric, baselines included).
+
+Point in time: training rows see aggregates as of their own start day (training trips only); calibration
+rows see aggregates frozen from the training window, test rows from training + calibration, as a model
+deployed at that moment would. The shipped model carries the test window's aggregates: the model
+registered is exactly the model measured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+
+from features.aggregates import AggregateTable
+from features.build import build_features
+from features.spec import FeatureSpec
+from models import baselines
+from models.bundle import EtaModel, conformal_segments, distance_band, feature_matrix
+from models.conformal import fit_conformal
+from models.metrics import DEFAULT_LEVELS, MIN_SEGMENT_TRIPS, segment_coverage, summary_metrics
+from models.quantile import DEFAULT_QUANTILES, BoostingParams, make_regressor
+
+
+@dataclass
+class TrainConfig:
+    model_kind: str = "lightgbm"
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES
+    split: tuple[float, float, float] = (0.6, 0.2, 0.2)  # shares of days: train, calibration, test
+    split_by: str = "date"  # or "day_of_month" for sources with anonymised months
+    early_stopping_share: float = 0.15  # of the training days
+    min_segment_size: int = 300  # calibration legs a conformal segment needs for its own offsets
+    params: BoostingParams = field(default_factory=BoostingParams)
+    spec: FeatureSpec = field(default_factory=FeatureSpec)
+    levels: tuple[float, ...] = DEFAULT_LEVELS
+    seed: int = 7
+
+
+@dataclass
+class Windows:
+    """Which days fall in each window; `key` says whether days are dates or local days of the month."""
+
+    key: str
+    train: list[object]
+    calibration: list[object]
+    test: list[object]
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "split_by": self.key,
+            **{
+                f"{name}_days": f"{getattr(self, name)[0]}..{getattr(self, name)[-1]}"
+                for name in ("train", "calibration", "test")
+            },
+        }
+
+
+@dataclass
+class TrainingResult:
+    model: EtaModel
+    windows: Windows
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, dict[str, float]]
+    segments: dict[str, pl.DataFrame]
+    test_frame: pl.DataFrame  # test legs' features with label and calibrated quantiles
+    test_legs: pl.DataFrame  # the raw test legs (contract columns), for scoring other models on them
+    data_hash: str
+    rows: dict[str, int]
+
+    def beats_baselines(self) -> dict[str, bool]:
+        """Per baseline: better median MAE and mean pinball loss on the test window."""
+        return {
+            name: self.metrics["mae_s"] < m["mae_s"] and self.metrics["pinball_mean"] < m["pinball_mean"]
+            for name, m in self.baseline_metrics.items()
+        }
+
+
+def data_hash(trips: pl.DataFrame) -> str:
+    """A stable hash of the input rows (order-independent)."""
+    row_hashes = trips.select("trip_id", "start_ts", "duration_s").hash_rows(seed=0).sort()
+    return hashlib.sha256(row_hashes.to_numpy().tobytes()).hexdigest()[:16]
+
+
+def split_key(trips: pl.DataFrame, split_by: str) -> pl.Expr:
+    """'date': the UTC start date. 'day_of_month': the local day of the month, for sources whose month
+    and year are anonymised (Sendy, the NYC sample), where only the day of the month orders time."""
+    if split_by == "date":
+        return pl.col("start_ts").dt.date()
+    if split_by == "day_of_month":
+        zone = trips["tz"][0] if trips.height else "UTC"
+        return pl.col("start_ts").dt.convert_time_zone(zone).dt.day()
+    raise ValueError(f"unknown split_by {split_by!r}; choose date or day_of_month")
+
+
+def time_windows(trips: pl.DataFrame, split: tuple[float, float, float], split_by: str = "date") -> Windows:
+    days = trips.select(split_key(trips, split_by).unique().sort()).to_series().to_list()
+    if len(days) < 3:
+        raise ValueError(f"need at least 3 days of trips to split train/calibration/test, got {len(days)}")
+    n = len(days)
+    n_train = min(max(1, round(n * split[0])), n - 2)
+    n_cal = min(max(1, round(n * split[1])), n - n_train - 1)
+    return Windows(split_by, days[:n_train], days[n_train : n_train + n_cal], days[n_train + n_cal :])
+
+
+def _in(trips: pl.DataFrame, key: pl.Expr, days: list[object]) -> pl.DataFrame:
+    return trips.filter(key.is_in(days)).sort("start_ts")
+
+
+def frozen_after(history: pl.DataFrame, spec: FeatureSpec):
+    """Aggregates from `history` only, frozen after its last arrival: what a model deployed next would see."""
+    last_end = history.select((pl.col("start_ts") + pl.duration(seconds=pl.col("duration_s"))).max()).item()
+    return AggregateTable.from_trips(history, spec).freeze(last_end.date() + timedelta(days=1))
+
+
+def evaluate_segments(
+    features: pl.DataFrame,
+    y: np.ndarray,
+    q_pred: np.ndarray,
+    quantiles,
+    spec: FeatureSpec,
+    level: float = 0.8,
+    min_count: int = MIN_SEGMENT_TRIPS,
+) -> dict[str, pl.DataFrame]:
+    """Conditional coverage per local hour, per H3 res-6 origin region and per distance band."""
+    region = f"origin_region_r{spec.region_resolution}"
+    return {
+        "hour": segment_coverage(
+            features["local_hour"].cast(pl.Int32).cast(pl.String).str.zfill(2),
+            y,
+            q_pred,
+            quantiles,
+            level,
+            min_count,
+        ),
+        "region": segment_coverage(features[region].cast(pl.String), y, q_pred, quantiles, level, min_count),
+        "distance": segment_coverage(
+            pl.Series(distance_band(features["haversine_km"].to_numpy())),
+            y,
+            q_pred,
+            quantiles,
+            level,
+            min_count,
+        ),
+    }
+
+
+def train_eta_model(trips: pl.DataFrame, config: TrainConfig | None = None) -> TrainingResult:
+    """Fit, calibrate and evaluate on valid contract rows; returns the model and everything measured."""
+    config = config or TrainConfig()
+    quantiles = config.quantiles
+    trips = trips.filter(pl.col("duration_s") > 0)
+    windows = time_windows(trips, config.split, config.split_by)
+    key = split_key(trips, config.split_by)
+    train, cal, test = (_in(trips, key, days) for days in (windows.train, windows.calibration, windows.test))
+    spec = config.spec
+    if config.split_by == "day_of_month":
+        # months are anonymised: a calendar look-back means nothing, every earlier-window trip counts
+        span = (trips["start_ts"].max() - trips["start_ts"].min()).days + 2
+        spec = spec.model_copy(update={"lookback_days": max(spec.lookback_days, span)})
+
+    # point in time: training rows see the snapshot of their own start day (within the training window);
+    # calibration sees only training trips, test sees training + calibration trips
+    f_train = build_features(train, AggregateTable.from_trips(train, spec), spec)
+    f_cal = build_features(cal, frozen_after(train, spec), spec)
+    test_aggregates = frozen_after(pl.concat([train, cal]), spec)
+    f_test = build_features(test, test_aggregates, spec)
+    y_train, y_cal, y_test = (f["duration_s"].to_numpy() for f in (train, cal, test))
+
+    # the last training days stop the boosting early (later in time than what the trees see)
+    train_key = train.select(key).to_series()
+    stop_days = windows.train[max(1, int(len(windows.train) * (1 - config.early_stopping_share))) :]
+    fit_mask = ~train_key.is_in(stop_days).to_numpy()
+    if fit_mask.all() or not fit_mask.any():
+        fit_mask = np.arange(len(train)) < int(len(train) * 0.85)
+    x_train = feature_matrix(f_train, spec)
+    regressor = make_regressor(config.model_kind, quantiles, spec.feature_names, config.params)
+    regressor.fit(
+        x_train[fit_mask], np.log(y_train[fit_mask]), x_train[~fit_mask], np.log(y_train[~fit_mask])
+    )
+
+    raw_cal = regressor.predict(feature_matrix(f_cal, spec))
+    calibration = fit_conformal(
+        np.log(y_cal), raw_cal, quantiles, conformal_segments(f_cal), config.min_segment_size
+    )
+    # Ship what was evaluated: the aggregates are the ones the test window saw, so the registered model
+    # is exactly the one measured, and scoring it later on newer legs never sees its own test labels.
+    model = EtaModel(
+        spec=spec,
+        aggregates=test_aggregates,
+        regressor=regressor,
+        calibration=calibration,
+        meta={
+            "model_kind": config.model_kind,
+            "target": "log_duration_s",
+            "windows": windows.as_dict(),
+            "seed": config.seed,
+        },
+    )
+    q_test = model.predict_from_features(f_test)
+    metrics = summary_metrics(y_test, q_test, quantiles, config.levels)
+    segments = evaluate_segments(f_test, y_test, q_test, quantiles, spec)
+    for name, table_ in segments.items():
+        worst = float(table_["abs_gap"].max()) if table_.height else 0.0
+        metrics[f"segment_{name}_worst_gap_80"] = worst
+        metrics[f"segment_{name}_count"] = float(table_.height)
+    baseline_preds = {
+        "global": baselines.global_quantiles(y_train, len(y_test), quantiles),
+        "cell_hour": baselines.cell_hour_quantiles(f_train, y_train, f_test, quantiles),
+        "distance_only": baselines.distance_only(
+            f_train["haversine_km"].to_numpy(),
+            y_train,
+            f_test["haversine_km"].to_numpy(),
+            quantiles,
+            config.seed,
+        ),
+    }
+    baseline_metrics = {
+        name: summary_metrics(y_test, q, quantiles, config.levels) for name, q in baseline_preds.items()
+    }
+    test_frame = f_test.with_columns(
+        pl.Series("duration_s", y_test),
+        *[pl.Series(f"q{round(q * 100):02d}", q_test[:, i]) for i, q in enumerate(quantiles)],
+    )
+    return TrainingResult(
+        model=model,
+        windows=windows,
+        metrics=metrics,
+        baseline_metrics=baseline_metrics,
+        segments=segments,
+        test_frame=test_frame,
+        test_legs=test,
+        data_hash=data_hash(trips),
+        rows={"train": len(train), "calibration": len(cal), "test": len(test)},
+    )
