@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from eta_cli import pipeline_commands, serving_commands
+
 app = typer.Typer(
     help="Calibrated delivery-leg ETAs: ingest trips, train, monitor drift and serve.",
     no_args_is_help=True,
@@ -312,6 +314,11 @@ class _nullcontext:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+# commands of the orchestration and serving layers live beside their owners' code paths
+pipeline_commands.register(app)
+serving_commands.register(app)
 
 
 def main() -> None:

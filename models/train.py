@@ -12,6 +12,7 @@ registered is exactly the model measured.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -150,9 +151,21 @@ def evaluate_segments(
     }
 
 
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self._last
+        self._last = now
+
+
 def train_eta_model(trips: pl.DataFrame, config: TrainConfig | None = None) -> TrainingResult:
     """Fit, calibrate and evaluate on valid contract rows; returns the model and everything measured."""
     config = config or TrainConfig()
+    clock = _Stopwatch()
     quantiles = config.quantiles
     trips = trips.filter(pl.col("duration_s") > 0)
     windows = time_windows(trips, config.split, config.split_by)
@@ -171,6 +184,7 @@ def train_eta_model(trips: pl.DataFrame, config: TrainConfig | None = None) -> T
     test_aggregates = frozen_after(pl.concat([train, cal]), spec)
     f_test = build_features(test, test_aggregates, spec)
     y_train, y_cal, y_test = (f["duration_s"].to_numpy() for f in (train, cal, test))
+    clock.lap("features")
 
     # the last training days stop the boosting early (later in time than what the trees see)
     train_key = train.select(key).to_series()
@@ -183,6 +197,7 @@ def train_eta_model(trips: pl.DataFrame, config: TrainConfig | None = None) -> T
     regressor.fit(
         x_train[fit_mask], np.log(y_train[fit_mask]), x_train[~fit_mask], np.log(y_train[~fit_mask])
     )
+    clock.lap("fit")
 
     raw_cal = regressor.predict(feature_matrix(f_cal, spec))
     calibration = fit_conformal(
@@ -209,6 +224,7 @@ def train_eta_model(trips: pl.DataFrame, config: TrainConfig | None = None) -> T
         worst = float(table_["abs_gap"].max()) if table_.height else 0.0
         metrics[f"segment_{name}_worst_gap_80"] = worst
         metrics[f"segment_{name}_count"] = float(table_.height)
+    clock.lap("calibrate_and_evaluate")
     baseline_preds = {
         "global": baselines.global_quantiles(y_train, len(y_test), quantiles),
         "cell_hour": baselines.cell_hour_quantiles(f_train, y_train, f_test, quantiles),
@@ -223,6 +239,8 @@ def train_eta_model(trips: pl.DataFrame, config: TrainConfig | None = None) -> T
     baseline_metrics = {
         name: summary_metrics(y_test, q, quantiles, config.levels) for name, q in baseline_preds.items()
     }
+    clock.lap("baselines")
+    metrics.update({f"seconds_{phase}": t for phase, t in clock.laps.items()})
     test_frame = f_test.with_columns(
         pl.Series("duration_s", y_test),
         *[pl.Series(f"q{round(q * 100):02d}", q_test[:, i]) for i, q in enumerate(quantiles)],

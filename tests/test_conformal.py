@@ -78,11 +78,11 @@ def test_global_interval_offsets_match_mapie_asymmetric_cqr() -> None:
         def __init__(self, value: float = 0.0) -> None:
             self.value = value
 
-        def fit(self, X, y):  # noqa: N803 - sklearn signature
+        def fit(self, X, y):
             self.n_features_in_ = X.shape[1]
             return self
 
-        def predict(self, X):  # noqa: N803
+        def predict(self, X):
             return X[:, 0] + self.value
 
     rng = np.random.default_rng(3)
