@@ -48,11 +48,11 @@ def demo(
         f"eta-model v{registered.version}: MAE {m['mae_s']:.0f} s, 80% coverage {m['coverage_80']:.3f}, "
         f"90% coverage {m['coverage_90']:.3f}; gate: {'promoted' if registered.decision.promote else 'kept'}"
     )
-    console.print(f"state under {home} (MLflow store: {home / 'mlflow'}); valid trips: {valid_path}")
+    console.print(
+        f"state under {home}: MLflow store {home / 'mlflow'}, valid {valid_path}, quarantine {quarantine_path}"
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the `eta` app."""
     app.command()(demo)
-
-
