@@ -93,6 +93,14 @@ def signature(quantiles):
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 
 
+def input_example(legs: pl.DataFrame) -> pd.DataFrame:
+    """Two legs as MLflow shows them (naive UTC start_ts), for the model page and signature check."""
+    present = [c for c in LEG_COLUMNS if c in legs.columns]
+    return (
+        legs.head(2).select(present).with_columns(pl.col("start_ts").dt.replace_time_zone(None)).to_pandas()
+    )
+
+
 def load_eta_model(model_uri: str):
     """The `EtaModel` inside a logged pyfunc (for the service and the CLI: no pandas round trip)."""
     loaded = mlflow.pyfunc.load_model(model_uri)

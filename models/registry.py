@@ -81,7 +81,7 @@ def log_and_register(
     challenger; promoted to champion if the gate says so. Every decision is logged."""
     import mlflow
 
-    from models.pyfunc import ARTIFACT_KEY, PIP_REQUIREMENTS, EtaPyfunc, signature
+    from models.pyfunc import ARTIFACT_KEY, PIP_REQUIREMENTS, EtaPyfunc, input_example, signature
 
     configure()
     params = {
@@ -116,6 +116,7 @@ def log_and_register(
             artifacts={ARTIFACT_KEY: str(bundle)},
             pip_requirements=PIP_REQUIREMENTS,
             signature=signature(config.quantiles),
+            input_example=input_example(result.test_legs),
             registered_model_name=REGISTERED_MODEL,
         )
         version = int(info.registered_model_version)

@@ -89,13 +89,17 @@ def data_hash(trips: pl.DataFrame) -> str:
 
 
 def split_key(trips: pl.DataFrame, split_by: str) -> pl.Expr:
-    """'date': the UTC start date. 'day_of_month': the local day of the month, for sources whose month
-    and year are anonymised (Sendy, the NYC sample), where only the day of the month orders time."""
+    """The day a leg belongs to, on the source's local clock (the zone of its first row).
+
+    'date': the local calendar date. 'day_of_month': the local day of the month, for sources whose month
+    and year are anonymised (Sendy, the NYC sample), where only the day of the month orders time.
+    """
+    zone = trips["tz"][0] if trips.height else "UTC"
+    local = pl.col("start_ts").dt.convert_time_zone(zone)
     if split_by == "date":
-        return pl.col("start_ts").dt.date()
+        return local.dt.date()
     if split_by == "day_of_month":
-        zone = trips["tz"][0] if trips.height else "UTC"
-        return pl.col("start_ts").dt.convert_time_zone(zone).dt.day()
+        return local.dt.day()
     raise ValueError(f"unknown split_by {split_by!r}; choose date or day_of_month")
 
 

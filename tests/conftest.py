@@ -29,3 +29,25 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"real data folder {path} is absent (it sits beside the checkout as ../shared/data)")
     return path
+
+
+# A small simulated city and one model trained on it, shared by the model, registry and CLI tests.
+@pytest.fixture(scope="session")
+def city_trips():
+    from data_contracts.synthetic import simulate_trips
+
+    return simulate_trips(36_000, seed=11, days=24)
+
+
+@pytest.fixture(scope="session")
+def fast_params():
+    from models.quantile import BoostingParams
+
+    return BoostingParams(num_leaves=31, median_rounds=300, spread_rounds=120, learning_rate=0.1)
+
+
+@pytest.fixture(scope="session")
+def trained(city_trips, fast_params):
+    from models.train import TrainConfig, train_eta_model
+
+    return train_eta_model(city_trips, TrainConfig(params=fast_params))

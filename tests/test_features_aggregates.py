@@ -176,6 +176,8 @@ def test_window_edges_follow_the_day_rule() -> None:
     # a datetime cut-off is floored to its UTC day
     assert table.freeze(datetime(2024, 1, 6, 12, tzinfo=UTC)).as_of == date(2024, 1, 6)
     assert table.freeze(date(2024, 1, 11)).tables["global"].height == 0
+    with pytest.raises(ValueError, match="timezone-aware"):
+        table.freeze(datetime(2024, 1, 6))
 
 
 def _wild(start: datetime, end: datetime, origin: tuple, dest: tuple) -> dict:

@@ -46,6 +46,7 @@ def test_training_and_serving_paths_give_identical_features(tmp_path: Path) -> N
     frozen.save(tmp_path / "aggregates")
     reloaded = FrozenAggregates.load(tmp_path / "aggregates")
     assert reloaded.as_of == day
+    assert reloaded.spec == spec
     assert_frame_equal(build_features(legs.lazy(), reloaded, reloaded.spec), training, check_exact=True)
     assert training["od_trips"].max() > 1  # the comparison covers populated aggregates
     # another snapshot day is a different snapshot: the comparison above is not vacuous

@@ -1,0 +1,121 @@
+"""MLflow: the logged run, the registered pyfunc by alias, the gate's decisions and rollback (real sqlite store)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from models.gate import GateConfig
+from models.registry import log_and_register, rollback
+from models.tracking import CHALLENGER, CHAMPION, alias_version, configure, tracking_uri
+from models.train import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def fresh_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("registry_home")
+    previous = os.environ["ETA_HOME"]
+    os.environ["ETA_HOME"] = str(home)
+    yield home
+    os.environ["ETA_HOME"] = previous
+
+
+@pytest.fixture(scope="module")
+def first_run(fresh_home, trained, fast_params):
+    return log_and_register(trained, TrainConfig(params=fast_params), run_name="first")
+
+
+def test_store_lives_under_eta_home(fresh_home, first_run) -> None:
+    assert tracking_uri().startswith(f"sqlite:///{fresh_home}/mlflow/mlflow.db")
+    assert (fresh_home / "mlflow" / "artifacts" / "eta").is_dir()
+    assert not (fresh_home.parent / "mlruns").exists()
+
+
+def test_first_calibrated_model_becomes_champion(first_run) -> None:
+    assert first_run.version == 1
+    assert first_run.decision.promote
+    assert alias_version(CHAMPION) == 1
+    assert alias_version(CHALLENGER) == 1
+
+
+def test_run_logs_params_metrics_plots_and_spec(first_run, trained) -> None:
+    import mlflow
+
+    configure()
+    run = mlflow.get_run(first_run.run_id)
+    assert run.data.params["data_hash"] == trained.data_hash
+    assert run.data.params["window_split_by"] == "date"
+    assert run.data.metrics["coverage_80"] == pytest.approx(trained.metrics["coverage_80"])
+    assert run.data.metrics["baseline_cell_hour_mae_s"] == pytest.approx(
+        trained.baseline_metrics["cell_hour"]["mae_s"]
+    )
+    client = mlflow.MlflowClient()
+    plots = {a.path for a in client.list_artifacts(first_run.run_id, "plots")}
+    assert plots == {
+        "plots/reliability.png",
+        "plots/coverage_by_segment.png",
+        "plots/pit_histogram.png",
+        "plots/width_vs_distance.png",
+    }
+    spec = json.loads(mlflow.artifacts.load_text(f"runs:/{first_run.run_id}/feature_spec.json"))
+    assert spec["version"] == trained.model.spec.version
+
+
+def test_champion_pyfunc_predicts_like_the_trained_model(first_run, trained) -> None:
+    import mlflow
+
+    configure()
+    legs = trained.test_legs.head(50)
+    pyfunc = mlflow.pyfunc.load_model("models:/eta-model@champion")
+    as_pandas = legs.drop("duration_s").with_columns(legs["start_ts"].dt.replace_time_zone(None)).to_pandas()
+    served = pyfunc.predict(as_pandas)
+    assert list(served.columns) == ["q05", "q10", "q25", "q50", "q75", "q90", "q95"]
+    np.testing.assert_allclose(served.to_numpy(), trained.model.predict_quantiles(legs), rtol=1e-9)
+
+
+def test_logged_model_carries_native_boosters_not_pickles(first_run, tmp_path) -> None:
+    import mlflow
+
+    configure()
+    local = mlflow.artifacts.download_artifacts(
+        f"models:/eta-model/{first_run.version}", dst_path=str(tmp_path)
+    )
+    bundle = next(p for p in tmp_path.rglob("feature_spec.json") if p.parent.name == "eta_model").parent
+    assert (bundle / "boosters" / "lightgbm_q50.txt").read_text().startswith("tree")
+    assert (bundle / "aggregates").is_dir()
+    assert (bundle / "conformal.json").is_file()
+    assert local
+
+
+def test_second_identical_model_is_gated_on_pinball_and_decision_is_logged(
+    first_run, trained, fast_params, fresh_home
+) -> None:
+    second = log_and_register(trained, TrainConfig(params=fast_params), run_name="second")
+    assert second.version == 2
+    assert second.champion_version == 1
+    # same boosters on the same window: "not worse" -> promoted
+    assert second.decision.promote
+    assert any("not worse" in r for r in second.decision.reasons)
+    log = (fresh_home / "registry" / "gate_decisions.jsonl").read_text().splitlines()
+    assert [json.loads(line)["version"] for line in log] == [1, 2]
+    assert alias_version(CHAMPION) == 2
+
+
+def test_uncalibrated_challenger_is_not_promoted(first_run, trained, fast_params) -> None:
+    strict = GateConfig(coverage_tolerance=0.0001)
+    third = log_and_register(trained, TrainConfig(params=fast_params), gate=strict, run_name="strict")
+    assert not third.decision.promote
+    assert alias_version(CHALLENGER) == third.version
+    assert alias_version(CHAMPION) != third.version
+
+
+def test_rollback_moves_the_alias_back(first_run) -> None:
+    before = alias_version(CHAMPION)
+    moved = rollback()
+    assert moved == {"from_version": before, "to_version": 1}
+    assert alias_version(CHAMPION) == 1
+    with pytest.raises(ValueError, match="no earlier promoted version"):
+        rollback()
