@@ -164,6 +164,9 @@ def train(
     """Train, calibrate and evaluate; log to MLflow, register as challenger and run the promotion gate."""
     from rich.console import Console
 
+    levels = _parse_quantiles(quantiles)
+    if model not in ("lightgbm", "xgboost"):
+        _fail(f"--model must be lightgbm or xgboost, got {model!r}")
     console = Console(stderr=True, quiet=json_output)
     with console.status("loading libraries and trips", spinner="dots"):
         from data_contracts.ingest import load_trips
@@ -171,15 +174,13 @@ def train(
         from models.registry import log_and_register
         from models.train import TrainConfig, train_eta_model
 
-        if model not in ("lightgbm", "xgboost"):
-            _fail(f"--model must be lightgbm or xgboost, got {model!r}")
         try:
             loaded = load_trips(data, source=source, mapping=mapping)
         except (FileNotFoundError, ValueError, KeyError) as exc:
             _fail(str(exc))
     config = TrainConfig(
         model_kind=model,
-        quantiles=_parse_quantiles(quantiles) or DEFAULT_QUANTILES,
+        quantiles=levels or DEFAULT_QUANTILES,
         split_by=split_by,
         params=BoostingParams(seed=seed),
         seed=seed,

@@ -94,6 +94,9 @@ def sqlite_oracle(history: pl.DataFrame, queries: pl.DataFrame, spec: FeatureSpe
     con = sqlite3.connect(":memory:")
     con.execute(f"CREATE TABLE trips ({', '.join(key_columns)}, end_us INTEGER, log_speed REAL)")
     for row in hist.iter_rows(named=True):
+        origin, dest = (row["origin_lat"], row["origin_lng"]), (row["dest_lat"], row["dest_lng"])
+        if _haversine_km(origin, dest) < spec.aggregate_min_km:
+            continue
         end_us = _micros(row["start_ts"]) + int(row["duration_s"]) * 1_000_000
         values = [row[k] for k in key_columns] + [end_us, _log_speed(row, spec)]
         con.execute(f"INSERT INTO trips VALUES ({', '.join('?' * len(values))})", values)
@@ -157,6 +160,7 @@ def test_window_edges_follow_the_day_rule() -> None:
     spec = FeatureSpec(lookback_days=4)
     hub, other = HUBS[0], HUBS[2]
     ends = [datetime(2024, 1, 1, 23, 0), datetime(2024, 1, 5, 0, 0), datetime(2024, 1, 5, 23, 59)]
+    round_trip = {"origin": hub, "dest": hub, "start": datetime(2024, 1, 3, tzinfo=UTC), "duration_s": 600}
     history = trips_frame(
         [
             {
@@ -167,6 +171,7 @@ def test_window_edges_follow_the_day_rule() -> None:
             }
             for e in ends
         ]
+        + [round_trip]  # no straight-line speed: never counted
     )
     table = AggregateTable.from_trips(history, spec)
     # snapshot day 5 Jan: trips that ended in [1 Jan 00:00, 5 Jan 00:00) -> only the first

@@ -75,7 +75,7 @@ def test_optional_inputs_are_passed_through_and_coded() -> None:
             "dest_lng": [36.9278] * 4,
             "start_ts": [start] * 4,
             "tz": [NAIROBI] * 4,
-            "vehicle_type": ["Motorbike", " van", "scooter", None],
+            "vehicle_type": ["motorbike", "van", "scooter", None],
             "road_distance_km": [12.0, None, 3.5, None],
             "temperature_c": [20.0, None, 18.0, 25.0],
             "precipitation_mm": [0.0, 0.5, None, 0.1],

@@ -1,0 +1,129 @@
+"""The `eta` command line, driven in-process: generate, ingest, train, predict, evaluate, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from eta_cli.main import app
+
+runner = CliRunner()
+
+
+def test_help_is_fast_because_imports_are_lazy() -> None:
+    # a budget, not a benchmark: the full stack takes ~17 s to import, the help must not pay for it
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "eta_cli.main", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "ingest" in out.stdout
+    assert time.perf_counter() - started < 8
+    probe = "import eta_cli.main, sys; print(sorted(m for m in ('mlflow','evidently','dagster','lightgbm') if m in sys.modules))"
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == "[]"
+    )
+
+
+@pytest.mark.parametrize(
+    "command", ["generate", "ingest", "train", "predict", "evaluate", "rollback", "demo"]
+)
+def test_every_command_has_help(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+def test_generate_then_ingest_accounts_for_every_row(tmp_path) -> None:
+    out = tmp_path / "city"
+    gen = runner.invoke(
+        app, ["generate", "--out", str(out), "--days", "3", "--trips-per-day", "300", "--json"]
+    )
+    assert gen.exit_code == 0, gen.output
+    summary = json.loads(gen.stdout)
+    assert summary["partitions"] == 3
+    ing = runner.invoke(
+        app, ["ingest", "--source", "synthetic", "--input", str(out), "--out", str(tmp_path / "v"), "--json"]
+    )
+    assert ing.exit_code == 0, ing.output
+    counts = json.loads(ing.stdout)
+    assert counts["rows_in"] == summary["rows"]
+    assert counts["valid"] + counts["quarantined"] == counts["rows_in"]
+    assert sum(counts["quarantined_by_reason"].values()) == counts["quarantined"] == summary["dirty_rows"]
+    assert pl.read_parquet(tmp_path / "v" / "quarantine.parquet").height == counts["quarantined"]
+
+
+def test_bad_input_names_the_problem(tmp_path) -> None:
+    missing = runner.invoke(
+        app, ["ingest", "--source", "sendy", "--input", str(tmp_path / "nope.csv"), "--out", str(tmp_path)]
+    )
+    assert missing.exit_code == 2
+    assert "nope.csv" in missing.output
+    unknown = runner.invoke(
+        app, ["ingest", "--source", "carrier-pigeon", "--input", str(tmp_path), "--out", str(tmp_path)]
+    )
+    assert unknown.exit_code == 2
+    assert "carrier-pigeon" in unknown.output
+    scenario = runner.invoke(app, ["generate", "--out", str(tmp_path), "--scenario", "meteor"])
+    assert scenario.exit_code == 2
+    assert "meteor" in scenario.output
+    quantiles = runner.invoke(app, ["train", "--data", str(tmp_path), "--quantiles", "0.1,0.9"])
+    assert quantiles.exit_code == 2
+    assert "include 0.5" in quantiles.output
+
+
+def test_train_predict_evaluate_round_trip(tmp_path, city_trips) -> None:
+    home = tmp_path / "home"
+    env_before = os.environ["ETA_HOME"]
+    os.environ["ETA_HOME"] = str(home)
+    try:
+        data = tmp_path / "valid.parquet"
+        city_trips.write_parquet(data)
+        trained = runner.invoke(app, ["train", "--data", str(data), "--json"])
+        assert trained.exit_code == 0, trained.output
+        payload = json.loads(trained.stdout.strip().splitlines()[-1])
+        assert payload["version"] == 1
+        assert payload["decision"]["promote"] is True
+        assert payload["metrics"]["coverage_80"] == pytest.approx(0.8, abs=0.05)
+
+        legs = city_trips.filter(pl.col("start_ts").dt.day() == 23).head(400)  # the test window
+        legs_file = tmp_path / "legs.parquet"
+        legs.write_parquet(legs_file)
+        scored_file = tmp_path / "scored.parquet"
+        predicted = runner.invoke(
+            app,
+            [
+                "predict",
+                "--model-uri",
+                "models:/eta-model@champion",
+                "--input",
+                str(legs_file),
+                "--out",
+                str(scored_file),
+            ],
+        )
+        assert predicted.exit_code == 0, predicted.output
+        scored = pl.read_parquet(scored_file)
+        assert scored.height == 400
+        assert {"q05", "q50", "q95", "lower_80", "upper_80", "lower_90", "upper_90"} <= set(scored.columns)
+        assert (scored["lower_80"] <= scored["q50"]).all()
+        assert (scored["q50"] <= scored["upper_80"]).all()
+
+        evaluated = runner.invoke(app, ["evaluate", "--predictions", str(scored_file), "--json"])
+        assert evaluated.exit_code == 0, evaluated.output
+        report = json.loads(evaluated.stdout)
+        y = scored["duration_s"]
+        expected = ((y >= scored["lower_80"]) & (y <= scored["upper_80"])).mean()
+        assert report["metrics"]["coverage_80"] == pytest.approx(expected)
+        assert report["metrics"]["n"] == 400
+    finally:
+        os.environ["ETA_HOME"] = env_before
