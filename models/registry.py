@@ -76,9 +76,14 @@ def log_and_register(
     run_name: str | None = None,
     extra_params: dict | None = None,
     champion_metrics: dict[str, float] | None = None,
+    promote: bool = True,
 ) -> RegisteredRun:
     """One MLflow run with params, windows, data hash, spec, metrics, plots and the model; registered as
-    challenger; promoted to champion if the gate says so. Every decision is logged."""
+    challenger; promoted to champion if the gate says so. Every decision is logged.
+
+    With `promote=False` the gate is judged and its opinion logged in the run, but the champion alias and
+    the gate log are left to the caller (the Dagster pipeline promotes in its own step, after a blocking
+    calibration check)."""
     import mlflow
 
     from models.pyfunc import ARTIFACT_KEY, PIP_REQUIREMENTS, EtaPyfunc, input_example, signature
@@ -127,9 +132,10 @@ def log_and_register(
         decision = promotion_decision(result.metrics, champion_metrics if champion_version else None, gate)
         mlflow.log_dict(decision.as_dict(), "gate_decision.json")
         mlflow.set_tags({"gate_promote": str(decision.promote).lower(), "registered_version": str(version)})
-    log_gate_decision(version, {**decision.as_dict(), "champion_version": champion_version})
-    if decision.promote:
-        set_alias(CHAMPION, version)
+    if promote:
+        log_gate_decision(version, {**decision.as_dict(), "champion_version": champion_version})
+        if decision.promote:
+            set_alias(CHAMPION, version)
     return RegisteredRun(
         run.info.run_id, version, f"models:/{REGISTERED_MODEL}/{version}", decision, champion_version
     )

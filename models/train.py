@@ -36,6 +36,9 @@ class TrainConfig:
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)  # shares of days: train, calibration, test
     split_by: str = "date"  # or "day_of_month" for sources with anonymised months
     early_stopping_share: float = 0.15  # of the training days
+    # share of training/calibration legs whose road distance is hidden, so that the model (and its
+    # conformal offsets) also serve callers that do not know the road distance, e.g. the routing layer
+    road_distance_dropout: float = 0.25
     min_segment_size: int = 300  # calibration legs a conformal segment needs for its own offsets
     params: BoostingParams = field(default_factory=BoostingParams)
     spec: FeatureSpec = field(default_factory=FeatureSpec)
@@ -155,6 +158,16 @@ def evaluate_segments(
     }
 
 
+def hide_road_distance(trips: pl.DataFrame, share: float, seed: int) -> pl.DataFrame:
+    """Null the road distance of a deterministic `share` of legs (chosen by a hash of the trip id)."""
+    if share <= 0 or "road_distance_km" not in trips.columns:
+        return trips
+    hidden = (pl.col("trip_id").hash(seed) % 10_000) < int(share * 10_000)
+    return trips.with_columns(
+        pl.when(hidden).then(None).otherwise(pl.col("road_distance_km")).alias("road_distance_km")
+    )
+
+
 class _Stopwatch:
     def __init__(self) -> None:
         self.laps: dict[str, float] = {}
@@ -180,6 +193,8 @@ def train_eta_model(trips: pl.DataFrame, config: TrainConfig | None = None) -> T
         # months are anonymised: a calendar look-back means nothing, every earlier-window trip counts
         span = (trips["start_ts"].max() - trips["start_ts"].min()).days + 2
         spec = spec.model_copy(update={"lookback_days": max(spec.lookback_days, span)})
+
+    train, cal = (hide_road_distance(w, config.road_distance_dropout, config.seed) for w in (train, cal))
 
     # point in time: training rows see the snapshot of their own start day (within the training window);
     # calibration sees only training trips, test sees training + calibration trips
@@ -228,6 +243,13 @@ def train_eta_model(trips: pl.DataFrame, config: TrainConfig | None = None) -> T
         worst = float(table_["abs_gap"].max()) if table_.height else 0.0
         metrics[f"segment_{name}_worst_gap_80"] = worst
         metrics[f"segment_{name}_count"] = float(table_.height)
+    # the same test legs for a caller that does not send road distance
+    without_road = test.with_columns(pl.lit(None, dtype=pl.Float64).alias("road_distance_km"))
+    q_blind = model.predict_from_features(build_features(without_road, test_aggregates, spec))
+    blind = summary_metrics(y_test, q_blind, quantiles, config.levels)
+    metrics.update(
+        {f"no_road_distance_{k}": blind[k] for k in ("mae_s", "coverage_80", "coverage_90", "width_80_s")}
+    )
     clock.lap("calibrate_and_evaluate")
     baseline_preds = {
         "global": baselines.global_quantiles(y_train, len(y_test), quantiles),

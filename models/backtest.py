@@ -1,0 +1,240 @@
+"""The drift-retraining backtest's pure parts: scoring a served day, judging alarms and recovery, the
+per-day table and the coverage-over-time plot. The replay itself (Dagster runs day by day) lives in
+`pipelines.backtest`.
+
+Timeline of one replayed day D: the champion of the morning serves D's legs; when they complete, the
+monitors compare D with that champion's reference; a retraining that follows (nightly, or requested by the
+drift sensor) trains on the window ending D, and a promoted model first serves D + 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from models.metrics import coverage, interval, quantile_column
+
+
+def district_mask(legs: pl.DataFrame, cells: Sequence[str], resolution: int) -> np.ndarray:
+    """Legs that start or end in one of `cells` (H3 hex strings at `resolution`)."""
+    import polars_h3 as plh3
+
+    if not cells:
+        return np.zeros(legs.height, dtype=bool)
+    wanted = pl.Series([int(c, 16) for c in cells], dtype=pl.UInt64)
+    ends = legs.select(
+        plh3.latlng_to_cell("origin_lat", "origin_lng", resolution).is_in(wanted).alias("o"),
+        plh3.latlng_to_cell("dest_lat", "dest_lng", resolution).is_in(wanted).alias("d"),
+    )
+    return (ends["o"] | ends["d"]).to_numpy()
+
+
+def day_scores(y: np.ndarray, q_pred: np.ndarray, quantiles: Sequence[float], district: np.ndarray) -> dict:
+    """What the backtest records of a served day: coverage, accuracy and width, overall and in the district."""
+    lower80, upper80 = interval(q_pred, quantiles, 0.8)
+    lower90, upper90 = interval(q_pred, quantiles, 0.9)
+    median = q_pred[:, quantile_column(quantiles, 0.5)]
+    n_district = int(district.sum())
+    return {
+        "n": len(y),
+        "coverage_80": coverage(y, lower80, upper80),
+        "coverage_90": coverage(y, lower90, upper90),
+        "mae_s": float(np.mean(np.abs(y - median))),
+        "width_80_s": float(np.mean(upper80 - lower80)),
+        "district_n": n_district,
+        "district_covered_80": int(((y >= lower80) & (y <= upper80))[district].sum()),
+        "district_coverage_80": coverage(y[district], lower80[district], upper80[district])
+        if n_district
+        else math.nan,
+    }
+
+
+@dataclass
+class BacktestDay:
+    """One replayed day of one strategy."""
+
+    strategy: str
+    day: str
+    day_index: int
+    scenario_active: bool
+    champion_version: int | None = None
+    n: int = 0
+    coverage_80: float = math.nan
+    coverage_90: float = math.nan
+    mae_s: float = math.nan
+    width_80_s: float = math.nan
+    district_n: int = 0
+    district_covered_80: int = 0
+    district_coverage_80: float = math.nan
+    drift_flag: bool = False
+    coverage_flag: bool = False
+    trigger: bool = False
+    retrained: bool = False
+    candidate_version: int | None = None
+    promoted: bool = False
+    blocked: bool = False
+    reasons: str = ""
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def day_table(days: Sequence[BacktestDay]) -> pl.DataFrame:
+    schema = {f.name: None for f in fields(BacktestDay)}
+    return pl.DataFrame(
+        [d.as_dict() for d in days], schema=list(schema), orient="row", infer_schema_length=None
+    )
+
+
+def _served(days: Sequence[BacktestDay]) -> list[BacktestDay]:
+    return [d for d in days if d.champion_version is not None and d.n > 0]
+
+
+def pooled_district_coverage(days: Sequence[BacktestDay]) -> float:
+    """District 80% coverage pooled over days (covered legs / legs), NaN without district legs."""
+    n = sum(d.district_n for d in days)
+    return sum(d.district_covered_80 for d in days) / n if n else math.nan
+
+
+@dataclass
+class Recovery:
+    """Whether (and when) the district's 80% coverage came back within tolerance after the onset."""
+
+    onset_index: int
+    nominal: float
+    tolerance: float
+    pooled_after_3_days: float  # district coverage pooled over days onset+3 .. end
+    recovered_index: int | None  # first day from which every 3-day pooled window stays within tolerance
+    days_to_recover: int | None
+    goal_met: bool
+    within_days: int = 3
+    windows: list[float] = field(default_factory=list)  # pooled 3-day coverage starting at each day >= onset
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def recovery(
+    days: Sequence[BacktestDay],
+    onset_index: int,
+    nominal: float = 0.8,
+    tolerance: float = 0.03,
+    within_days: int = 3,
+    window: int = 3,
+) -> Recovery:
+    """Judge recovery on pooled 3-day windows: one day has ~200 district legs, whose coverage alone wobbles
+    by about +-3 points even for a perfectly calibrated model."""
+    after = [d for d in _served(days) if d.day_index >= onset_index]
+    windows = [
+        pooled_district_coverage(after[i : i + window]) for i in range(max(0, len(after) - window + 1))
+    ]
+    ok = [abs(w - nominal) <= tolerance for w in windows]
+    recovered = None
+    for i in range(len(ok)):
+        if all(ok[i:]):
+            recovered = after[i].day_index
+            break
+    pooled = pooled_district_coverage([d for d in after if d.day_index >= onset_index + within_days])
+    delay = None if recovered is None else recovered - onset_index
+    met = delay is not None and delay <= within_days and abs(pooled - nominal) <= tolerance
+    return Recovery(onset_index, nominal, tolerance, pooled, recovered, delay, met, within_days, windows)
+
+
+@dataclass
+class Alarms:
+    """How the retraining trigger behaved against the scenario's ground truth."""
+
+    days_judged: int
+    quiet_days: int  # days before the onset (every day for a scenario without drift)
+    false_alarms: int  # triggers on quiet days
+    false_alarm_rate: float
+    first_alarm_after_onset: int | None  # days from onset to the first trigger (None: never fired)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def alarms(days: Sequence[BacktestDay], onset_index: int | None) -> Alarms:
+    """False alarms before the onset; delay from the onset to the first trigger."""
+    judged = _served(days)
+    quiet = [d for d in judged if onset_index is None or d.day_index < onset_index]
+    false = sum(d.trigger for d in quiet)
+    first = None
+    if onset_index is not None:
+        fired = [d.day_index - onset_index for d in judged if d.day_index >= onset_index and d.trigger]
+        first = fired[0] if fired else None
+    rate = false / len(quiet) if quiet else 0.0
+    return Alarms(len(judged), len(quiet), false, rate, first)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def coverage_over_time_plot(
+    strategies: Mapping[str, Sequence[BacktestDay]],
+    path: Path,
+    onset_index: int | None,
+    nominal: float = 0.8,
+    tolerance: float = 0.03,
+    title: str = "",
+) -> Path:
+    """Overall and district 80% coverage per day, one line per strategy, retrain and promote events marked."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
+    for name, days in strategies.items():
+        served = _served(days)
+        x = [d.day_index for d in served]
+        for ax, key in ((axes[0], "coverage_80"), (axes[1], "district_coverage_80")):
+            (line,) = ax.plot(x, [getattr(d, key) for d in served], marker=".", label=name)
+            promoted = [d for d in served if d.promoted]
+            ax.scatter(
+                [d.day_index for d in promoted],
+                [getattr(d, key) for d in promoted],
+                marker="^",
+                s=60,
+                color=line.get_color(),
+            )
+    for ax, label in ((axes[0], "all legs"), (axes[1], "legs touching the drifted district")):
+        ax.axhspan(nominal - tolerance, nominal + tolerance, color="green", alpha=0.1)
+        ax.axhline(nominal, color="green", linestyle="--", linewidth=1)
+        if onset_index is not None:
+            ax.axvline(onset_index, color="red", linestyle=":", label="onset")
+        ax.set(ylabel=f"{round(nominal * 100)}% coverage", title=label, ylim=(0.3, 1.0))
+        ax.legend(loc="lower left", fontsize=8)
+    axes[1].set_xlabel("day of the run (triangles: a retrained model was promoted after that day)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def coverage_trend_plot(days: Sequence[str], coverages: Sequence[Mapping[str, float]], path: Path) -> Path:
+    """The performance monitor's trend: 80% and 90% coverage per served day."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    for tag, nominal in (("80", 0.8), ("90", 0.9)):
+        ax.plot(list(days), [c.get(tag, math.nan) for c in coverages], marker="o", label=f"{tag}% interval")
+        ax.axhline(nominal, linestyle="--", linewidth=1, color="grey")
+    ax.set(ylim=(0.5, 1.0), ylabel="coverage", title="coverage of served intervals")
+    ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
