@@ -1,58 +1,229 @@
-"""CLI commands of the orchestration layer (the demo job, Dagster, drift, backtest).
+"""CLI commands of the orchestration layer: the demo job, the local UIs, the drift-retraining backtest.
 
 Heavy imports stay inside the command bodies so that `eta --help` stays fast.
 """
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+DAGSTER_PORT, MLFLOW_PORT = 3001, 5000  # `eta serve` uses 3000
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
 
 def demo(
-    days: Annotated[int, typer.Option(min=6, help="Days of the synthetic city to simulate.")] = 42,
+    days: Annotated[int, typer.Option(min=10, help="Days of the synthetic city to simulate.")] = 42,
     seed: Annotated[int, typer.Option(help="Seed of the simulated city.")] = 7,
     trips_per_day: Annotated[int, typer.Option(min=100, help="Legs per day.")] = 4000,
+    monitor_days: Annotated[
+        int, typer.Option(min=1, help="Last days served and monitored by the champion.")
+    ] = 7,
 ) -> None:
-    """Run the main job end to end on the embedded synthetic city: generate, validate, train, register."""
-    from datetime import date
-
+    """Run the real Dagster job on the synthetic city, against the instance under ETA_HOME: ingest and check
+    every day, train/evaluate/promote on the window, serve and monitor the last days, ask the drift sensor."""
     from rich.console import Console
 
+    from pipelines.demo import run_demo
+
+    if monitor_days >= days - 3:
+        _fail(f"--monitor-days must leave at least 3 days to train on (days={days})")
+    run_demo(days, seed, trips_per_day, monitor_days, Console())
+
+
+def ui(
+    host: Annotated[str, typer.Option(help="Interface to bind (loopback).")] = "127.0.0.1",
+    dagster_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Dagster webserver port.")
+    ] = DAGSTER_PORT,
+    mlflow_port: Annotated[int, typer.Option(min=1, max=65535, help="MLflow UI port.")] = MLFLOW_PORT,
+) -> None:
+    """Dagster webserver + daemon (runs the nightly schedule and the drift sensor) and the MLflow UI, on
+    loopback, until Ctrl-C; every process is stopped with its process group."""
+    import os
+    import signal
+    import time
+
     from data_contracts.home import eta_home
-    from data_contracts.ingest import write_result
-    from data_contracts.sources.base import ingest
-    from data_contracts.sources.synthetic import SyntheticCityAdapter
-    from data_contracts.synthetic.generate import generate_city
+    from models.tracking import tracking_uri
+    from pipelines import ui as services
+    from pipelines.instance import prepare_dagster_home
 
-    console = Console()
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        _fail("the UIs have no authentication: bind them to loopback (127.0.0.1)")
     home = eta_home()
-    raw = home / "data" / "synthetic" / "raw"
-    console.rule("1/3 simulate the city")
-    summary = generate_city(raw, days=days, start=date(2026, 1, 5), seed=seed, trips_per_day=trips_per_day)
-    console.print(f"{summary.rows} legs over {days} days -> {raw}")
-    console.rule("2/3 validate against the trip contract")
-    result = ingest(SyntheticCityAdapter(), raw)
-    valid_path, quarantine_path = write_result(result, home / "data" / "synthetic" / "validated")
-    console.print(result.summary())
-    console.rule("3/3 train, calibrate, register")
-    from models.registry import log_and_register
-    from models.train import TrainConfig, train_eta_model
+    dagster_home = prepare_dagster_home()
+    (home / "mlflow").mkdir(parents=True, exist_ok=True)
+    mlflow_url = f"http://{host}:{mlflow_port}"
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "ETA_HOME": str(home)}
+    logs = home / "logs"
+    started = [
+        services.start(
+            "mlflow",
+            services.mlflow_command(host, mlflow_port, tracking_uri()),
+            env,
+            logs / "mlflow.log",
+            mlflow_url,
+        ),
+        services.start(
+            "dagster-webserver",
+            services.webserver_command(host, dagster_port),
+            env,
+            logs / "dagster-webserver.log",
+            f"http://{host}:{dagster_port}",
+        ),
+        services.start("dagster-daemon", services.daemon_command(), env, logs / "dagster-daemon.log"),
+    ]
+    stopping = False
 
-    config = TrainConfig()
-    trained = train_eta_model(result.valid, config)
-    registered = log_and_register(trained, config, run_name="demo")
-    m = trained.metrics
-    console.print(
-        f"eta-model v{registered.version}: MAE {m['mae_s']:.0f} s, 80% coverage {m['coverage_80']:.3f}, "
-        f"90% coverage {m['coverage_90']:.3f}; gate: {'promoted' if registered.decision.promote else 'kept'}"
-    )
-    console.print(
-        f"state under {home}: MLflow store {home / 'mlflow'}, valid {valid_path}, quarantine {quarantine_path}"
-    )
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        typer.echo(f"state: {home} (DAGSTER_HOME={dagster_home}); logs in {logs}")
+        for service in started:
+            if service.url and not stopping:
+                up = services.wait_until_up(service, "/server_info" if "dagster" in service.name else "")
+                status = "up" if up else f"NOT up (see {service.log})"
+                typer.echo(f"{service.name:18s} {service.url}  {status}")
+        typer.echo("dagster-daemon     running the nightly schedule and the drift sensor")
+        typer.echo("Ctrl-C stops all three.")
+        while not stopping:
+            dead = [s for s in started if s.process.poll() is not None]
+            if dead:
+                typer.secho(f"{dead[0].name} exited; see {dead[0].log}", err=True, fg=typer.colors.RED)
+                break
+            time.sleep(1.0)
+    finally:
+        for service in reversed(started):
+            code = services.stop(service)
+            typer.echo(f"stopped {service.name} (exit {code})")
+
+
+def backtest(
+    scenario: Annotated[
+        str, typer.Option(help="stationary, regional_slowdown, rain_week or demand_surge (synthetic source).")
+    ] = "regional_slowdown",
+    days: Annotated[int, typer.Option(min=5, help="Days to replay.")] = 60,
+    retrain: Annotated[
+        list[str], typer.Option(help="on (drift sensor), off or nightly; repeat to run several.")
+    ] = ["on"],  # noqa: B006 (typer reads the default)
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the summaries as one JSON object.")
+    ] = False,
+    trips_per_day: Annotated[int, typer.Option(min=100, help="Legs per simulated day.")] = 4000,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated city.")] = 7,
+    onset_day: Annotated[int, typer.Option(min=0, help="Day the scenario's drift starts.")] = 30,
+    window_days: Annotated[int, typer.Option(min=3, help="Training window (and warm-up) in days.")] = 28,
+    source: Annotated[
+        str, typer.Option(help="synthetic, or citibike (the Jersey City months).")
+    ] = "synthetic",
+    start: Annotated[str | None, typer.Option(help="First day (default: the source's first day).")] = None,
+) -> None:
+    """Replay days through the real Dagster jobs: serve each day with the morning's champion, monitor it,
+    retrain by strategy; writes a per-day table and a coverage-over-time plot comparing strategies."""
+    from rich.console import Console
+
+    from pipelines.backtest import STRATEGIES
+
+    unknown = [s for s in retrain if s not in STRATEGIES]
+    if unknown:
+        _fail(f"--retrain must be one of {', '.join(STRATEGIES)}; got {unknown}")
+    if source not in ("synthetic", "citibike"):
+        _fail(f"--source must be synthetic or citibike, got {source!r}")
+    if days <= window_days:
+        _fail(f"--days ({days}) must exceed the training window ({window_days})")
+    console = Console(stderr=True, quiet=json_output)
+    try:
+        payload = _run_backtests(
+            scenario, days, retrain, trips_per_day, seed, onset_day, window_days, source, start, console
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    if json_output:
+        sys.stdout.write(json.dumps(payload, default=str) + "\n")
+        return
+    _print_backtest(payload, console)
+
+
+def _run_backtests(
+    scenario, days, strategies, trips_per_day, seed, onset_day, window_days, source, start, console
+):
+    from data_contracts.home import eta_home
+    from data_contracts.synthetic.scenarios import SCENARIO_NAMES
+    from pipelines.backtest import citibike_plan, run_plans, synthetic_plan
+
+    if source == "citibike":
+        first = start or "2017-02-01"
+        folder = eta_home() / "backtests" / f"citibike-{first}-{days}d"
+        plans = [citibike_plan(s, days, folder, first, window_days) for s in strategies]
+    else:
+        if scenario not in SCENARIO_NAMES:
+            raise ValueError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIO_NAMES)}")
+        if start is not None:
+            raise ValueError(
+                "--start is for --source citibike; the simulated city starts on its own first day"
+            )
+        folder = (
+            eta_home() / "backtests" / f"{scenario}-{days}d-onset{onset_day}-seed{seed}-{trips_per_day}legs"
+        )
+        plans = [
+            synthetic_plan(s, scenario, days, folder, trips_per_day, seed, onset_day, window_days)
+            for s in strategies
+        ]
+    with console.status("replaying days through Dagster", spinner="dots") as status:
+        return run_plans(plans, folder, progress=lambda line: status.update(line))
+
+
+def _print_backtest(payload: dict, console) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Console()
+    table = Table(title=f"backtest {Path(payload['folder']).name}")
+    for column in (
+        "strategy",
+        "false alarms",
+        "first alarm after onset",
+        "retrainings",
+        "promotions",
+        "district 80% cov. (onset+3..end)",
+        "back within ±3 pts after",
+        "goal met",
+    ):
+        table.add_column(column)
+    for name, summary in payload["strategies"].items():
+        alarms = summary["alarms"]
+        rec = summary.get("recovery") or {}
+        table.add_row(
+            name,
+            f"{alarms['false_alarms']}/{alarms['quiet_days']}",
+            "-" if alarms["first_alarm_after_onset"] is None else f"{alarms['first_alarm_after_onset']} d",
+            str(summary["retrainings"]),
+            str(summary["promotions"]),
+            "-" if not rec else f"{rec['pooled_after_3_days']:.3f}",
+            "-"
+            if not rec
+            else ("never" if rec["days_to_recover"] is None else f"{rec['days_to_recover']} d"),
+            "-" if not rec else ("yes" if rec["goal_met"] else "no"),
+        )
+    out.print(table)
+    out.print(f"per-day tables and summaries in {payload['folder']}; plot {payload['plot']}")
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the `eta` app."""
     app.command()(demo)
+    app.command()(ui)
+    app.command()(backtest)

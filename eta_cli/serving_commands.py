@@ -2,8 +2,96 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import os
+import sys
+from typing import Annotated
+
 import typer
+
+SERVICE = "serving.service:EtaService"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind; loopback unless an API key is configured.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 3000,
+    bento: Annotated[
+        str | None, typer.Option(help="Serve a built Bento (e.g. eta_service:latest) instead of the source tree.")
+    ] = None,
+    poll_seconds: Annotated[
+        float | None, typer.Option(min=0, help="How often to check the champion alias (0 = never).")
+    ] = None,
+) -> None:
+    """Start the ETA HTTP service (OpenAPI page at http://HOST:PORT/). Settings: ETA_SERVE_* variables."""
+    from data_contracts.home import PROJECT_ROOT
+    from serving.config import ServingConfig
+    from serving.packaging import use_project_bentoml_home
+
+    try:
+        config = ServingConfig.from_env()
+    except ValueError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from exc
+    if not _is_loopback(host) and not config.auth_enabled:
+        typer.secho(
+            f"error: refusing to serve on {host} without an API key; set ETA_SERVE_API_KEY or bind 127.0.0.1",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(2)
+    if poll_seconds is not None:
+        os.environ["ETA_SERVE_POLL_SECONDS"] = str(poll_seconds)
+    use_project_bentoml_home()
+    command = [sys.executable, "-m", "bentoml", "serve", bento or SERVICE, "--host", host, "--port", str(port)]
+    if bento is None:
+        command += ["--working-dir", str(PROJECT_ROOT)]
+    typer.echo(f"ETA service on http://{host}:{port}/ (OpenAPI page; schema at /docs.json)", err=True)
+    os.execv(sys.executable, command)
+
+
+def build_bento(
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
+) -> None:
+    """Export models:/eta-model@champion into the BentoML model store and build a Bento that carries it."""
+    from serving.packaging import build_bento as build
+
+    try:
+        built = build()
+    except (ValueError, RuntimeError) as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from exc
+    if json_output:
+        typer.echo(json.dumps(built.as_dict()))
+        return
+    typer.echo(f"built {built.tag} carrying {built.model_tag} (MLflow version {built.model_version})")
+    typer.echo(f"serve it with: eta serve --bento {built.tag}")
+
+
+def export_model() -> None:
+    """Copy models:/eta-model@champion into the BentoML model store (what `bentoml build` packs)."""
+    from serving.packaging import export_champion, use_project_bentoml_home
+
+    use_project_bentoml_home()
+    try:
+        tag, version = export_champion()
+    except ValueError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from exc
+    typer.echo(f"exported MLflow version {version} as {tag}")
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the `eta` app."""
+    app.command()(serve)
+    app.command("build-bento")(build_bento)
+    app.command("export-model")(export_model)
