@@ -1,0 +1,142 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 — Can we trust the champion?
+# Loads `models:/eta-model@champion` from MLflow (the store under `ETA_HOME`; run `make demo` first) and
+# scores the freshest labelled legs it has not seen: reliability, coverage by hour / region / distance,
+# width vs distance, the worst segments and the comparison with the baselines logged with the run.
+# If no champion exists yet (a fresh `ETA_HOME`), it trains one on the synthetic city first.
+
+# %%
+import os
+from datetime import date
+
+import matplotlib.pyplot as plt
+import mlflow
+import polars as pl
+
+from data_contracts.synthetic import simulate_trips
+from models import plots
+from models.bundle import distance_band
+from models.metrics import segment_coverage, summary_metrics
+from models.pyfunc import load_eta_model
+from models.tracking import CHAMPION, REGISTERED_MODEL, alias_version, configure
+
+SMALL = os.environ.get("ETA_NOTEBOOK_SMALL") == "1"
+tracking = configure()
+print("tracking store:", tracking.uri)
+
+# %%
+if alias_version(CHAMPION) is None:
+    from models.quantile import BoostingParams
+    from models.registry import log_and_register
+    from models.train import TrainConfig, train_eta_model
+
+    print("no champion yet: training one on the synthetic city")
+    config = (
+        TrainConfig(params=BoostingParams(num_leaves=31, median_rounds=200, spread_rounds=80))
+        if SMALL
+        else TrainConfig()
+    )
+    history = simulate_trips(30_000 if SMALL else 160_000, seed=7, start=date(2026, 1, 5), days=28)
+    log_and_register(train_eta_model(history, config), config, run_name="notebook-02")
+
+model, metadata = load_eta_model(f"models:/{REGISTERED_MODEL}@{CHAMPION}")
+version = alias_version(CHAMPION)
+print(f"champion: {REGISTERED_MODEL} v{version}, {model.meta['model_kind']}, windows {model.meta['windows']}")
+
+# %% [markdown]
+# ## Score fresh labelled legs
+# A new week of the simulated city (a different seed: legs the model never saw).
+
+# %%
+legs = simulate_trips(8_000 if SMALL else 40_000, seed=99, start=date(2026, 2, 16), days=7)
+features = model.features(legs)
+q = model.predict_from_features(features)
+y = legs["duration_s"].to_numpy()
+taus = model.quantiles
+pl.DataFrame([summary_metrics(y, q, taus)]).select(
+    "mae_s",
+    "pinball_mean",
+    "crps_s",
+    "coverage_50",
+    "coverage_80",
+    "coverage_90",
+    "width_80_s",
+    "late_rate_90",
+)
+
+# %% [markdown]
+# ## Reliability diagram and PIT
+
+# %%
+from pathlib import Path
+from tempfile import mkdtemp
+
+out = Path(mkdtemp())
+fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+for ax, png in zip(
+    axes,
+    [
+        plots.reliability_diagram(y, q, taus, out / "rel.png"),
+        plots.pit_histogram(y, q, taus, out / "pit.png"),
+    ],
+    strict=True,
+):
+    ax.imshow(plt.imread(png))
+    ax.axis("off")
+
+# %% [markdown]
+# ## Coverage by hour, region and distance band — and the worst segments
+
+# %%
+min_count = 50 if SMALL else 200
+segments = {
+    "hour": segment_coverage(features["local_hour"].cast(pl.String), y, q, taus, 0.8, min_count),
+    "region": segment_coverage(
+        features[f"origin_region_r{model.spec.region_resolution}"].cast(pl.String), y, q, taus, 0.8, min_count
+    ),
+    "distance": segment_coverage(
+        pl.Series(distance_band(features["haversine_km"].to_numpy())), y, q, taus, 0.8, min_count
+    ),
+}
+plt.imshow(plt.imread(plots.coverage_by_segment(segments, 0.8, out / "seg.png")))
+plt.axis("off")
+pl.concat([t.with_columns(pl.lit(name).alias("by")) for name, t in segments.items()]).sort(
+    "abs_gap", descending=True
+).head(8)
+
+# %% [markdown]
+# ## Interval width vs distance
+
+# %%
+plt.imshow(
+    plt.imread(plots.width_vs_distance(features["haversine_km"].to_numpy(), q, taus, out / "width.png"))
+)
+plt.axis("off")
+
+# %% [markdown]
+# ## Against the baselines (as logged with the champion's run, on its own test window)
+
+# %%
+run = mlflow.get_run(mlflow.MlflowClient().get_model_version(REGISTERED_MODEL, str(version)).run_id)
+rows = []
+for who in ("", "baseline_global_", "baseline_cell_hour_", "baseline_distance_only_"):
+    rows.append(
+        {
+            "model": who.removeprefix("baseline_").rstrip("_") or "champion",
+            **{
+                k: run.data.metrics.get(f"{who}{k}")
+                for k in ("mae_s", "pinball_mean", "coverage_80", "width_80_s")
+            },
+        }
+    )
+pl.DataFrame(rows)
