@@ -1,0 +1,70 @@
+"""`build_features`: the one feature definition for training batches, backtests and live requests."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from features.aggregates import AggregateSource
+from features.calendar import cyclic
+from features.cells import cell_column, grid_distance
+from features.geometry import bearing_deg, leg_haversine_km
+from features.keys import with_leg_keys
+from features.legs import conform_legs, zones_of
+from features.levels import aggregate_features
+from features.spec import FeatureSpec
+
+
+def vehicle_type_code(vehicle_types: tuple[str, ...]) -> pl.Expr:
+    """Index in the spec's vocabulary (the contract's lowercase names); len(vocabulary) for any other; null stays null.
+
+    Matching is exact: adapters and request validation bring values onto the contract's names.
+    """
+    code = pl.col("vehicle_type").replace_strict(
+        list(vehicle_types), list(range(len(vehicle_types))), default=len(vehicle_types), return_dtype=pl.Int8
+    )
+    return pl.when(pl.col("vehicle_type").is_not_null()).then(code)
+
+
+def with_leg_features(frame: pl.LazyFrame, spec: FeatureSpec) -> pl.LazyFrame:
+    """Geometry, clock and context features of a keyed leg (cells and local clock already added)."""
+    res = spec.grid_distance_resolution
+    region = spec.region_resolution
+    hour_sin, hour_cos = cyclic("minute_of_day", 24 * 60)
+    weekday_sin, weekday_cos = cyclic(pl.col("weekday") - 1, 7)
+    frame = frame.with_columns(
+        leg_haversine_km().alias("haversine_km"),
+        grid_distance(cell_column("origin", res), cell_column("dest", res)).alias(f"grid_distance_r{res}"),
+        bearing_deg("origin_lat", "origin_lng", "dest_lat", "dest_lng").alias("bearing_deg"),
+        hour_sin.alias("hour_sin"),
+        hour_cos.alias("hour_cos"),
+        weekday_sin.alias("weekday_sin"),
+        weekday_cos.alias("weekday_cos"),
+        vehicle_type_code(spec.vehicle_types).alias("vehicle_type_code"),
+        (pl.col("precipitation_mm") > spec.rain_threshold_mm).cast(pl.Int8).alias("is_raining"),
+        pl.col(cell_column("origin", region)).alias(f"origin_region_r{region}"),
+        pl.col(cell_column("dest", region)).alias(f"dest_region_r{region}"),
+    )
+    bearing_sin, bearing_cos = cyclic("bearing_deg", 360.0)  # from the column: the trig runs once
+    return frame.with_columns(bearing_sin.alias("bearing_sin"), bearing_cos.alias("bearing_cos"))
+
+
+def build_features(
+    legs: pl.DataFrame | pl.LazyFrame, aggregates: AggregateSource, spec: FeatureSpec
+) -> pl.DataFrame:
+    """Feature matrix for a batch of legs, one row per leg in input order.
+
+    Columns: `spec.feature_dtypes()` (model inputs, in order) then `spec.context_dtypes()` (trip_id and
+    regions, not model inputs). With an `AggregateTable` each leg sees the snapshot of its own start day
+    (training); with `FrozenAggregates` every leg sees the frozen snapshot (serving).
+    """
+    if aggregates.spec != spec:
+        raise ValueError(
+            f"aggregates were built with spec {aggregates.spec.version}, not this spec {spec.version}"
+        )
+    conformed = conform_legs(legs).collect()
+    keyed = with_leg_keys(conformed.lazy(), zones_of(conformed.lazy()), spec)
+    frame = with_leg_features(aggregates.stats_for(keyed), spec).with_columns(aggregate_features(spec))
+    columns = {**spec.feature_dtypes(), **spec.context_dtypes()}
+    return frame.select(pl.col(name).cast(dtype) for name, dtype in columns.items()).collect(
+        engine="in-memory"
+    )

@@ -1,0 +1,77 @@
+"""Local clock of a leg: hour, minute, weekday, weekend, holiday and hour band in the leg's own zone.
+
+`start_ts` is UTC; `tz` names the zone of the local clock. A frame may mix zones: each zone's rows get
+that zone's conversion (one vectorized `convert_time_zone` per distinct zone, picked with when/then),
+so DST is applied per instant. The cost grows with the number of distinct zones in one batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import polars as pl
+
+from features.spec import FeatureSpec
+
+LOCAL_TIME_COLUMNS = (
+    "local_date",
+    "local_hour",
+    "minute_of_day",
+    "weekday",
+    "is_weekend",
+    "is_holiday",
+    "hour_band",
+)
+
+
+def local_datetime(zones: Sequence[str]) -> pl.Expr:
+    """`start_ts` as a naive local wall-clock datetime, for a frame whose `tz` takes the given values."""
+    utc = pl.col("start_ts")
+    if not zones:
+        return pl.lit(None, pl.Datetime("us"))
+    branches = [
+        pl.when(pl.col("tz") == zone).then(utc.dt.convert_time_zone(zone).dt.replace_time_zone(None))
+        for zone in zones
+    ]
+    return pl.coalesce(branches)
+
+
+def holiday_flag(zones: Sequence[str], holidays: dict[str, tuple[object, ...]]) -> pl.Expr:
+    """True when `local_date` is a listed holiday of the row's zone (False for zones without a list)."""
+    listed = [zone for zone in zones if holidays.get(zone)]
+    if not listed:
+        return pl.lit(False)
+    checks = [
+        pl.when(pl.col("tz") == zone).then(
+            pl.col("local_date").is_in(pl.Series(holidays[zone], dtype=pl.Date).implode())
+        )
+        for zone in listed
+    ]
+    return pl.coalesce(checks).fill_null(False)
+
+
+def cyclic(value: str | pl.Expr, period: float) -> tuple[pl.Expr, pl.Expr]:
+    """(sin, cos) of a periodic value, so that the end of a cycle sits next to its start."""
+    value = pl.col(value) if isinstance(value, str) else value
+    angle = value.cast(pl.Float64) * (2 * math.pi / period)
+    return angle.sin(), angle.cos()
+
+
+def with_local_time(frame: pl.LazyFrame, zones: Sequence[str], spec: FeatureSpec) -> pl.LazyFrame:
+    """Add the local-clock columns (LOCAL_TIME_COLUMNS) for legs whose `tz` is one of `zones`."""
+    frame = frame.with_columns(local_datetime(zones).alias("_local"))  # converted once, read four times
+    local = pl.col("_local")
+    frame = frame.with_columns(
+        local.dt.date().alias("local_date"),
+        local.dt.hour().cast(pl.Int8).alias("local_hour"),
+        (local.dt.hour().cast(pl.Int16) * 60 + local.dt.minute().cast(pl.Int16)).alias("minute_of_day"),
+        local.dt.weekday().cast(pl.Int8).alias("weekday"),
+    )
+    return frame.with_columns(
+        pl.col("weekday").is_in(list(spec.weekend_days)).cast(pl.Int8).alias("is_weekend"),
+        holiday_flag(zones, spec.holidays).cast(pl.Int8).alias("is_holiday"),
+        pl.col("local_hour")
+        .replace_strict(list(range(24)), spec.band_of_hour(), return_dtype=pl.Int8)
+        .alias("hour_band"),
+    ).drop("_local")

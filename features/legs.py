@@ -1,0 +1,57 @@
+"""Bring a batch of legs (historical trips or live requests) to the columns and dtypes the features read."""
+
+from __future__ import annotations
+
+import polars as pl
+
+UTC = "UTC"
+REQUIRED_COLUMNS: dict[str, pl.DataType] = {
+    "origin_lat": pl.Float64(),
+    "origin_lng": pl.Float64(),
+    "dest_lat": pl.Float64(),
+    "dest_lng": pl.Float64(),
+    "start_ts": pl.Datetime("us", UTC),
+    "tz": pl.String(),
+}
+# Absent columns become nulls of these dtypes: a request need not carry what a source never has.
+OPTIONAL_COLUMNS: dict[str, pl.DataType] = {
+    "trip_id": pl.String(),
+    "courier_id": pl.String(),
+    "vehicle_type": pl.String(),
+    "road_distance_km": pl.Float64(),
+    "temperature_c": pl.Float64(),
+    "precipitation_mm": pl.Float64(),
+    "duration_s": pl.Float64(),
+}
+
+
+def _start_ts_utc(dtype: pl.DataType) -> pl.Expr:
+    if not isinstance(dtype, pl.Datetime) or dtype.time_zone is None:
+        raise ValueError(f"start_ts must be a timezone-aware Datetime (UTC instant), got {dtype}")
+    return pl.col("start_ts").dt.convert_time_zone(UTC).dt.cast_time_unit("us")
+
+
+def conform_legs(legs: pl.DataFrame | pl.LazyFrame, require: tuple[str, ...] = ()) -> pl.LazyFrame:
+    """Select the feature inputs with fixed dtypes; optional columns that are absent become nulls.
+
+    `require` names optional columns that must be present (the aggregates need `duration_s`).
+    Raises ValueError naming any missing required column or a naive `start_ts`.
+    """
+    frame = legs.lazy()
+    schema = frame.collect_schema()
+    missing = [name for name in (*REQUIRED_COLUMNS, *require) if name not in schema]
+    if missing:
+        raise ValueError(f"legs are missing required columns: {missing}")
+    exprs = [_start_ts_utc(schema["start_ts"])]
+    exprs += [pl.col(name).cast(dtype) for name, dtype in REQUIRED_COLUMNS.items() if name != "start_ts"]
+    exprs += [
+        pl.col(name).cast(dtype) if name in schema else pl.lit(None, dtype).alias(name)
+        for name, dtype in OPTIONAL_COLUMNS.items()
+    ]
+    return frame.select(exprs)
+
+
+def zones_of(frame: pl.LazyFrame) -> list[str]:
+    """The distinct non-null `tz` values of a batch, sorted (the local-time branches depend on them)."""
+    zones = frame.select(pl.col("tz").drop_nulls().unique()).collect()["tz"]
+    return sorted(zones.to_list())
