@@ -16,23 +16,36 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from data_contracts.home import shared_data_dir
+from data_contracts.sources import get_adapter
+from data_contracts.sources.base import ingest
+from models.train import TrainConfig, train_eta_model
 
-from data_contracts.home import shared_data_dir  # noqa: E402
-from data_contracts.sources import get_adapter  # noqa: E402
-from data_contracts.sources.base import ingest  # noqa: E402
-from models.train import TrainConfig, train_eta_model  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 COMMAND = "make results  (= .venv/bin/python benchmarks/accuracy.py)"
-KEYS = ("mae_s", "mape_pct", "pinball_mean", "crps_s", "coverage_50", "coverage_80", "coverage_90",
-        "width_80_s", "width_90_s", "late_rate_90")
+KEYS = (
+    "mae_s",
+    "mape_pct",
+    "pinball_mean",
+    "crps_s",
+    "coverage_50",
+    "coverage_80",
+    "coverage_90",
+    "width_80_s",
+    "width_90_s",
+    "late_rate_90",
+)
 
 
 def _synthetic():
     from data_contracts.synthetic import simulate_trips
 
-    return simulate_trips(168_000, seed=7, start=date(2026, 1, 5), days=42), "date", "simulated Nairobi, 42 days"
+    return (
+        simulate_trips(168_000, seed=7, start=date(2026, 1, 5), days=42),
+        "date",
+        "simulated Nairobi, 42 days",
+    )
 
 
 def _real(name: str, relative: str, split_by: str, note: str):
@@ -45,12 +58,24 @@ def _real(name: str, relative: str, split_by: str, note: str):
 
 SETS = {
     "synthetic": _synthetic,
-    "sendy": lambda: _real("sendy", "sendy_nairobi/deliveries.csv", "day_of_month",
-                           "Sendy Nairobi motorbike deliveries, split by day of month 1-14 / 15-19 / 20-24"),
-    "nyc_taxi": lambda: _real("nyc_taxi", "nyc_taxi_sample/nyc_taxi.csv", "day_of_month",
-                              "NYC yellow-taxi sample (Manhattan), split by day of month"),
-    "citibike": lambda: _real("citibike", "citibike_jersey_city", "date",
-                              "Citi Bike Jersey City, 10 months; test = the latest months"),
+    "sendy": lambda: _real(
+        "sendy",
+        "sendy_nairobi/deliveries.csv",
+        "day_of_month",
+        "Sendy Nairobi motorbike deliveries, split by day of month 1-14 / 15-19 / 20-24",
+    ),
+    "nyc_taxi": lambda: _real(
+        "nyc_taxi",
+        "nyc_taxi_sample/nyc_taxi.csv",
+        "day_of_month",
+        "NYC yellow-taxi sample (Manhattan), split by day of month",
+    ),
+    "citibike": lambda: _real(
+        "citibike",
+        "citibike_jersey_city",
+        "date",
+        "Citi Bike Jersey City, 10 months; test = the latest months",
+    ),
 }
 
 
@@ -69,15 +94,19 @@ def evaluate_set(name: str) -> dict:
         "model": {k: result.metrics[k] for k in KEYS},
         "baselines": {b: {k: m[k] for k in KEYS} for b, m in result.baseline_metrics.items()},
         "beats_baselines": result.beats_baselines(),
-        "segments_80": {k: {"count": t.height, "worst_abs_gap": float(t["abs_gap"].max()) if t.height else None}
-                        for k, t in seg.items()},
+        "segments_80": {
+            k: {"count": t.height, "worst_abs_gap": float(t["abs_gap"].max()) if t.height else None}
+            for k, t in seg.items()
+        },
         "seconds": round(time.perf_counter() - started, 1),
     }
 
 
 def acceptance(entry: dict) -> dict[str, bool]:
     m, cell, dist = entry["model"], entry["baselines"]["cell_hour"], entry["baselines"]["distance_only"]
-    segs = [s["worst_abs_gap"] for k, s in entry["segments_80"].items() if k in ("hour", "region") and s["count"]]
+    segs = [
+        s["worst_abs_gap"] for k, s in entry["segments_80"].items() if k in ("hour", "region") and s["count"]
+    ]
     return {
         "coverage_80_within_2pts": abs(m["coverage_80"] - 0.8) <= 0.02,
         "coverage_90_within_2pts": abs(m["coverage_90"] - 0.9) <= 0.02,
@@ -90,15 +119,24 @@ def acceptance(entry: dict) -> dict[str, bool]:
 
 def to_markdown(entries: list[dict], measured: str) -> str:
     lines = [f"Measured {measured} with `{COMMAND}` (test windows only; widths and errors in seconds).", ""]
-    lines.append("| set | rows train/cal/test | MAE | MAPE % | pinball | CRPS | cov 50 | cov 80 | cov 90 | width 80 "
-                 "| cell-hour width 80 (cov) | distance-only MAE | worst 80% segment gap (hour / region / distance) |")
+    lines.append(
+        "| set | rows train/cal/test | MAE | MAPE % | pinball | CRPS | cov 50 | cov 80 | cov 90 | width 80 "
+        "| cell-hour width 80 (cov) | distance-only MAE | worst 80% segment gap (hour / region / distance) |"
+    )
     lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for e in entries:
         if "model" not in e:
             lines.append(f"| {e['set']} | {e['note']} |" + " |" * 11)
             continue
-        m, cell, dist, s = e["model"], e["baselines"]["cell_hour"], e["baselines"]["distance_only"], e["segments_80"]
-        gaps = " / ".join(f"{s[k]['worst_abs_gap']:.3f} ({s[k]['count']})" if s[k]["count"] else "n/a" for k in s)
+        m, cell, dist, s = (
+            e["model"],
+            e["baselines"]["cell_hour"],
+            e["baselines"]["distance_only"],
+            e["segments_80"],
+        )
+        gaps = " / ".join(
+            f"{s[k]['worst_abs_gap']:.3f} ({s[k]['count']})" if s[k]["count"] else "n/a" for k in s
+        )
         rows = "/".join(str(e["rows"][k]) for k in ("train", "calibration", "test"))
         lines.append(
             f"| {e['set']} | {rows} | {m['mae_s']:.0f} | {m['mape_pct']:.1f} | {m['pinball_mean']:.1f} | {m['crps_s']:.0f} "
@@ -106,7 +144,9 @@ def to_markdown(entries: list[dict], measured: str) -> str:
             f"| {cell['width_80_s']:.0f} ({cell['coverage_80']:.3f}) | {dist['mae_s']:.0f} | {gaps} |"
         )
     lines.append("")
-    lines.append("Segments count only those with at least 200 test trips; the number in brackets is how many.")
+    lines.append(
+        "Segments count only those with at least 200 test trips; the number in brackets is how many."
+    )
     for e in entries:
         if "model" in e:
             checks = acceptance(e)
@@ -130,8 +170,9 @@ def main(names: list[str]) -> None:
     measured = datetime.now(UTC).strftime("%Y-%m-%d")
     out = ROOT / "results"
     out.mkdir(exist_ok=True)
-    (out / "accuracy.json").write_text(json.dumps({"measured": measured, "command": COMMAND, "sets": entries},
-                                                  indent=1, default=str))
+    (out / "accuracy.json").write_text(
+        json.dumps({"measured": measured, "command": COMMAND, "sets": entries}, indent=1, default=str)
+    )
     (out / "accuracy.md").write_text(to_markdown(entries, measured))
     print((out / "accuracy.md").read_text())
 

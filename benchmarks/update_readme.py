@@ -1,6 +1,6 @@
 """Copy the measured tables in results/*.md into README.md between their markers (never typed by hand).
 
-    .venv/bin/python benchmarks/update_readme.py
+.venv/bin/python benchmarks/update_readme.py
 """
 
 from __future__ import annotations
@@ -19,7 +19,11 @@ BLOCKS = {
 
 def refresh(readme: str) -> str:
     for name, source in BLOCKS.items():
-        body = source.read_text().strip() if source.exists() else f"_not measured yet: run the command for {name}_"
+        body = (
+            source.read_text().strip()
+            if source.exists()
+            else f"_not measured yet: run the command for {name}_"
+        )
         pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(\n<!-- {name}:end -->)", re.DOTALL)
         readme = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), readme)
     return readme
