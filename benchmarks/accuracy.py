@@ -19,23 +19,13 @@ from pathlib import Path
 from data_contracts.home import shared_data_dir
 from data_contracts.sources import get_adapter
 from data_contracts.sources.base import ingest
+from models.metrics import HEADLINE_METRICS
 from models.train import TrainConfig, train_eta_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
 COMMAND = "make results  (= .venv/bin/python benchmarks/accuracy.py)"
-KEYS = (
-    "mae_s",
-    "mape_pct",
-    "pinball_mean",
-    "crps_s",
-    "coverage_50",
-    "coverage_80",
-    "coverage_90",
-    "width_80_s",
-    "width_90_s",
-    "late_rate_90",
-)
+KEYS = HEADLINE_METRICS
 
 
 def _synthetic():

@@ -217,18 +217,9 @@ def _print_training_summary(payload: dict) -> None:
     table.add_column("model", justify="right")
     for name in baselines:
         table.add_column(name, justify="right")
-    for key in (
-        "mae_s",
-        "mape_pct",
-        "pinball_mean",
-        "crps_s",
-        "coverage_50",
-        "coverage_80",
-        "coverage_90",
-        "width_80_s",
-        "width_90_s",
-        "late_rate_90",
-    ):
+    from models.metrics import HEADLINE_METRICS
+
+    for key in HEADLINE_METRICS:
         table.add_row(key, f"{metrics[key]:.3f}", *(f"{baselines[b][key]:.3f}" for b in baselines))
     console = Console()
     console.print(table)

@@ -12,6 +12,19 @@ import polars as pl
 
 DEFAULT_LEVELS: tuple[float, ...] = (0.5, 0.8, 0.9)
 MIN_SEGMENT_TRIPS = 200
+# the metrics a person reads first (CLI table, results, notebooks)
+HEADLINE_METRICS: tuple[str, ...] = (
+    "mae_s",
+    "mape_pct",
+    "pinball_mean",
+    "crps_s",
+    "coverage_50",
+    "coverage_80",
+    "coverage_90",
+    "width_80_s",
+    "width_90_s",
+    "late_rate_90",
+)
 
 
 def level_pair(level: float) -> tuple[float, float]:

@@ -26,7 +26,7 @@ import polars as pl
 from data_contracts.synthetic import simulate_trips
 from models import plots
 from models.bundle import distance_band
-from models.metrics import segment_coverage, summary_metrics
+from models.metrics import HEADLINE_METRICS, segment_coverage, summary_metrics
 from models.pyfunc import load_eta_model
 from models.tracking import CHAMPION, REGISTERED_MODEL, alias_version, configure
 
@@ -63,16 +63,7 @@ features = model.features(legs)
 q = model.predict_from_features(features)
 y = legs["duration_s"].to_numpy()
 taus = model.quantiles
-pl.DataFrame([summary_metrics(y, q, taus)]).select(
-    "mae_s",
-    "pinball_mean",
-    "crps_s",
-    "coverage_50",
-    "coverage_80",
-    "coverage_90",
-    "width_80_s",
-    "late_rate_90",
-)
+pl.DataFrame([summary_metrics(y, q, taus)]).select(HEADLINE_METRICS)
 
 # %% [markdown]
 # ## Reliability diagram and PIT
