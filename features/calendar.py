@@ -8,7 +8,8 @@ so DST is applied per instant. The cost grows with the number of distinct zones 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import date
 
 import polars as pl
 
@@ -37,7 +38,7 @@ def local_datetime(zones: Sequence[str]) -> pl.Expr:
     return pl.coalesce(branches)
 
 
-def holiday_flag(zones: Sequence[str], holidays: dict[str, tuple[object, ...]]) -> pl.Expr:
+def holiday_flag(zones: Sequence[str], holidays: Mapping[str, Sequence[date]]) -> pl.Expr:
     """True when `local_date` is a listed holiday of the row's zone (False for zones without a list)."""
     listed = [zone for zone in zones if holidays.get(zone)]
     if not listed:
