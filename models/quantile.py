@@ -49,6 +49,11 @@ class BoostingParams:
     early_stopping_rounds: int = 30
     num_threads: int = 2
     seed: int = 7
+    # On large windows each boosting round sees a random subsample of this many rows (LightGBM bagging):
+    # the median needs more rows than the spread levels, which start from it. Measured in
+    # benchmarks/model_performance.py; below these sizes every row is used.
+    median_rows_per_round: int = 400_000
+    spread_rows_per_round: int = 150_000
 
 
 @dataclass
@@ -59,9 +64,12 @@ class LightGBMQuantile:
     boosters: dict[float, object] = field(default_factory=dict)
     kind: str = "lightgbm"
 
-    def _lgb_params(self, alpha: float) -> dict[str, object]:
+    def _lgb_params(self, alpha: float, n_rows: int) -> dict[str, object]:
         p = self.params
+        rows = p.median_rows_per_round if alpha == 0.5 else p.spread_rows_per_round
+        bagging = {"bagging_fraction": rows / n_rows, "bagging_freq": 1} if n_rows > rows else {}
         return {
+            **bagging,
             "objective": "quantile",
             "alpha": alpha,
             "learning_rate": p.learning_rate,
@@ -87,7 +95,11 @@ class LightGBMQuantile:
         valid = lgb.Dataset(X_val, y_val, reference=train, free_raw_data=False)
         stop = [lgb.early_stopping(self.params.early_stopping_rounds, verbose=False)]
         median = lgb.train(
-            self._lgb_params(0.5), train, self.params.median_rounds, valid_sets=[valid], callbacks=stop
+            self._lgb_params(0.5, len(y)),
+            train,
+            self.params.median_rounds,
+            valid_sets=[valid],
+            callbacks=stop,
         )
         self.boosters = {0.5: median}
         base_train, base_val = median.predict(X), median.predict(X_val)
@@ -97,7 +109,7 @@ class LightGBMQuantile:
             spread_train = lgb.Dataset(X, y, reference=train, init_score=base_train, free_raw_data=False)
             spread_val = lgb.Dataset(X_val, y_val, reference=train, init_score=base_val, free_raw_data=False)
             self.boosters[q] = lgb.train(
-                self._lgb_params(q),
+                self._lgb_params(q, len(y)),
                 spread_train,
                 self.params.spread_rounds,
                 valid_sets=[spread_val],
