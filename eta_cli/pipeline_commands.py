@@ -15,6 +15,20 @@ import typer
 DAGSTER_PORT, MLFLOW_PORT = 3001, 5000  # `eta serve` uses 3000
 
 
+def _quiet_libraries() -> None:
+    """Keep the console for what the command reports: MLflow's INFO lines, its artifact progress bars and
+    Dagster's beta-API warnings still reach the run logs and MLflow, not the terminal."""
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="dagster")
+    warnings.filterwarnings("ignore", message=".*(beta|preview|experimental).*")
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
@@ -34,6 +48,7 @@ def demo(
 
     from pipelines.demo import run_demo
 
+    _quiet_libraries()
     if monitor_days >= days - 3:
         _fail(f"--monitor-days must leave at least 3 days to train on (days={days})")
     run_demo(days, seed, trips_per_day, monitor_days, Console())
@@ -144,6 +159,7 @@ def backtest(
         _fail(f"--source must be synthetic or citibike, got {source!r}")
     if days <= window_days:
         _fail(f"--days ({days}) must exceed the training window ({window_days})")
+    _quiet_libraries()
     console = Console(stderr=True, quiet=json_output)
     try:
         payload = _run_backtests(

@@ -23,10 +23,13 @@ def _is_loopback(host: str) -> bool:
 
 
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind; loopback unless an API key is configured.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Interface to bind; loopback unless an API key is configured.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 3000,
     bento: Annotated[
-        str | None, typer.Option(help="Serve a built Bento (e.g. eta_service:latest) instead of the source tree.")
+        str | None,
+        typer.Option(help="Serve a built Bento (e.g. eta_service:latest) instead of the source tree."),
     ] = None,
     poll_seconds: Annotated[
         float | None, typer.Option(min=0, help="How often to check the champion alias (0 = never).")
@@ -52,7 +55,17 @@ def serve(
     if poll_seconds is not None:
         os.environ["ETA_SERVE_POLL_SECONDS"] = str(poll_seconds)
     use_project_bentoml_home()
-    command = [sys.executable, "-m", "bentoml", "serve", bento or SERVICE, "--host", host, "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        bento or SERVICE,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     if bento is None:
         command += ["--working-dir", str(PROJECT_ROOT)]
     typer.echo(f"ETA service on http://{host}:{port}/ (OpenAPI page; schema at /docs.json)", err=True)

@@ -78,6 +78,8 @@ class BacktestDay:
     candidate_version: int | None = None
     promoted: bool = False
     blocked: bool = False
+    candidate_pinball: float = math.nan  # mean pinball of the candidate on its test window
+    champion_pinball: float = math.nan  # ... and of the champion it challenged, on the same legs
     reasons: str = ""
     seconds: float = 0.0
 

