@@ -1,0 +1,52 @@
+"""Validated request legs -> the contract frame `EtaModel.features` reads (one row per leg, input order)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from operator import attrgetter
+
+import polars as pl
+
+from serving.schemas import LegPlace
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+FLOAT_COLUMNS = ("origin_lat", "origin_lng", "dest_lat", "dest_lng")
+OPTIONAL_FLOATS = ("road_distance_km", "temperature_c", "precipitation_mm")
+OPTIONAL_TEXT = ("courier_id", "vehicle_type")
+LEG_SCHEMA: dict[str, pl.DataType] = {
+    **{name: pl.Float64() for name in FLOAT_COLUMNS},
+    "start_ts": pl.Datetime("us", "UTC"),
+    "tz": pl.String(),
+    **{name: pl.String() for name in OPTIONAL_TEXT},
+    **{name: pl.Float64() for name in OPTIONAL_FLOATS},
+}
+
+
+def epoch_us(moment: datetime) -> int:
+    """Exact microseconds since the epoch of an aware datetime (no float rounding)."""
+    return (moment - EPOCH) // MICROSECOND
+
+
+def legs_frame(legs: Sequence[LegPlace], departures: Sequence[datetime]) -> pl.DataFrame:
+    """One row per leg; `departures` are aware datetimes, one per leg (any offset; stored as UTC)."""
+    if len(legs) != len(departures):
+        raise ValueError(f"{len(legs)} legs but {len(departures)} departure times")
+    names = (*FLOAT_COLUMNS, *OPTIONAL_TEXT, *OPTIONAL_FLOATS, "tz")
+    rows = map(attrgetter(*names), legs)  # one call per leg, not one per leg and column
+    columns = dict(zip(names, zip(*rows, strict=True), strict=True)) if legs else {name: [] for name in names}
+    frame = pl.DataFrame(
+        {**columns, "start_ts": [epoch_us(moment) for moment in departures]},
+        schema={**LEG_SCHEMA, "start_ts": pl.Int64()},
+    )
+    return frame.with_columns(pl.col("start_ts").cast(LEG_SCHEMA["start_ts"])).select(list(LEG_SCHEMA))
+
+
+def probe_frame(now: datetime | None = None) -> pl.DataFrame:
+    """A fixed short leg (Nairobi CBD -> Westlands, departing now): the readiness probe's real prediction."""
+    now = now or datetime.now(UTC)
+    probe = LegPlace(
+        origin_lat=-1.2841, origin_lng=36.8233, dest_lat=-1.2650, dest_lng=36.8040, tz="Africa/Nairobi"
+    )
+    return legs_frame([probe], [now])

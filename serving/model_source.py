@@ -1,0 +1,183 @@
+"""Where the served model comes from, and the holder that swaps it atomically when the alias moves.
+
+Sources share one small interface (`current_version`, `load`): the MLflow registry (development and
+registry-backed deployments), the BentoML model store inside a built Bento (no registry at start), and
+memory (tests). Requests read `ModelHolder.current` once and use that snapshot for everything they
+compute, so a swap never mixes versions within a response.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from models.bundle import EtaModel
+from serving.frames import probe_frame
+from serving.schemas import ModelInfo, SwapResult
+
+logger = logging.getLogger(__name__)
+BUNDLE_DIR = "eta_model"  # the EtaModel folder inside a BentoML model
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    model: EtaModel
+    info: ModelInfo
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    @cached_property
+    def payload(self) -> dict[str, object]:
+        """`info` as JSON-ready data (computed once per model)."""
+        return self.info.model_dump(mode="json")
+
+
+class ModelSource(Protocol):
+    def current_version(self) -> str | None:
+        """The version that should be served now (cheap; polled)."""
+        ...
+
+    def load(self, version: str) -> LoadedModel: ...
+
+
+class RegistrySource:
+    """`models:/<name>@<alias>` in the MLflow registry at the configured tracking URI."""
+
+    def __init__(self, name: str, alias: str) -> None:
+        from models.tracking import tracking_uri
+
+        self.name, self.alias, self.uri = name, alias, tracking_uri()
+
+    def __repr__(self) -> str:
+        return f"RegistrySource(models:/{self.name}@{self.alias} at {self.uri})"
+
+    def current_version(self) -> str | None:
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        try:
+            return str(client.get_model_version_by_alias(self.name, self.alias).version)
+        except MlflowException:
+            return None
+
+    def load(self, version: str) -> LoadedModel:
+        import mlflow
+
+        from models.pyfunc import load_eta_model
+
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
+        # by version, not by alias: the alias may move between resolving it and loading it
+        model, metadata = load_eta_model(f"models:/{self.name}/{version}")
+        info = ModelInfo(
+            name=self.name, version=version, alias=self.alias, source="registry", run_id=metadata.run_id
+        )
+        return LoadedModel(model, info)
+
+
+class BentoStoreSource:
+    """The model a Bento carries (saved by `serving.packaging.export_champion`); its version never moves."""
+
+    def __init__(self, path: Path, labels: dict[str, str]) -> None:
+        self.path, self.labels = Path(path), labels
+
+    def current_version(self) -> str | None:
+        return self.labels["mlflow_version"]
+
+    def load(self, version: str) -> LoadedModel:
+        model = EtaModel.load(self.path / BUNDLE_DIR)
+        info = ModelInfo(
+            name=self.labels.get("mlflow_name", "eta-model"),
+            version=version,
+            alias=self.labels.get("mlflow_alias"),
+            source="bento",
+            run_id=self.labels.get("mlflow_run_id"),
+        )
+        return LoadedModel(model, info)
+
+
+@dataclass
+class InMemorySource:
+    """Models by version and a movable pointer, for tests."""
+
+    models: dict[str, EtaModel]
+    version: str | None
+    name: str = "eta-model"
+    alias: str = "champion"
+    loads: list[str] = field(default_factory=list)
+
+    def current_version(self) -> str | None:
+        return self.version
+
+    def load(self, version: str) -> LoadedModel:
+        self.loads.append(version)
+        return LoadedModel(
+            self.models[version],
+            ModelInfo(name=self.name, version=version, alias=self.alias, source="memory"),
+        )
+
+
+def probe(model: EtaModel) -> np.ndarray:
+    """One real prediction; raises if the answer is not finite, positive and monotone."""
+    q = model.predict_quantiles(probe_frame())
+    if q.shape != (1, len(model.quantiles)) or not np.all(np.isfinite(q)) or not np.all(q > 0):
+        raise RuntimeError(f"probe prediction is not finite and positive: {q.tolist()}")
+    if np.any(np.diff(q, axis=1) < 0):
+        raise RuntimeError(f"probe prediction has crossing quantiles: {q.tolist()}")
+    return q
+
+
+class ModelHolder:
+    """The served model; `refresh()` loads a new version beside the old one and swaps the reference."""
+
+    def __init__(self, source: ModelSource) -> None:
+        self.source = source
+        self._current: LoadedModel | None = None
+        self._refresh_lock = threading.Lock()  # one load at a time; readers never wait on it
+
+    @property
+    def current(self) -> LoadedModel:
+        if self._current is None:
+            raise RuntimeError("no model loaded yet")
+        return self._current
+
+    @property
+    def loaded(self) -> bool:
+        return self._current is not None
+
+    def load_initial(self) -> LoadedModel:
+        version = self.source.current_version()
+        if version is None:
+            raise RuntimeError(f"nothing to serve: {self.source!r} names no model version")
+        loaded = self.source.load(version)
+        probe(loaded.model)
+        self._current = loaded
+        logger.info("serving %s v%s (%s)", loaded.info.name, loaded.version, loaded.info.source)
+        return loaded
+
+    def refresh(self) -> SwapResult:
+        """Swap to the version the source names now, if it differs; a failed load keeps the old model."""
+        with self._refresh_lock:
+            previous = self.current
+            version = self.source.current_version()
+            if version is None or version == previous.version:
+                detail = "alias not found" if version is None else "already serving this version"
+                return SwapResult(
+                    previous_version=previous.version, version=previous.version, swapped=False, detail=detail
+                )
+            loaded = self.source.load(version)
+            probe(loaded.model)
+            self._current = loaded  # one reference assignment: requests see the old or the new model, whole
+            logger.info("swapped model v%s -> v%s", previous.version, version)
+            return SwapResult(
+                previous_version=previous.version, version=version, swapped=True, detail="swapped"
+            )

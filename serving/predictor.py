@@ -1,0 +1,272 @@
+"""What the endpoints do, without BentoML: checks that need the configuration or the model, the model call
+(through the micro-batcher while serving), and the answers. `serving.service` only wires HTTP to this."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import polars as pl
+
+from models.bundle import interval_from_quantiles, quantile_at
+from serving import route
+from serving.batching import MicroBatcher
+from serving.config import ServingConfig
+from serving.errors import InvalidRequest, check_count
+from serving.frames import legs_frame
+from serving.intervals import SECONDS_DECIMALS, arrival, check_levels, leg_payloads
+from serving.model_source import LoadedModel, ModelHolder, probe
+from serving.schemas import (
+    DeliveryWindow,
+    Interval,
+    Leg,
+    LegContext,
+    LegPlace,
+    OrderLeg,
+    PlannedStop,
+    Point,
+    RouteEta,
+    ServiceStatus,
+    Stop,
+    StopEta,
+    SwapResult,
+)
+from serving.windows import slot_window
+
+logger = logging.getLogger(__name__)
+ROUTE_MAX_PASSES = 3  # feature start times re-planned until they move less than ROUTE_SETTLED_S
+ROUTE_SETTLED_S = 60.0
+READY_TIMEOUT_S = 10.0
+
+
+def _predict(snapshot: LoadedModel, frame: pl.DataFrame) -> np.ndarray:
+    return snapshot.model.predict_quantiles(frame)
+
+
+class EtaPredictor:
+    """Answers for /eta, /delivery_window and /route_eta from the holder's current model."""
+
+    def __init__(self, holder: ModelHolder, config: ServingConfig) -> None:
+        self.holder, self.config = holder, config
+        # one prediction thread: boosters run single-threaded, the event loop parses and serialises meanwhile
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eta-predict")
+        self.batcher: MicroBatcher[LoadedModel] | None = None
+        self._poller: asyncio.Task | None = None
+
+    # ---- lifecycle ------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the micro-batcher and the alias poller on the running event loop."""
+        if self.config.batching and self.batcher is None:
+            self.batcher = MicroBatcher(_predict, self.executor, self.config.max_batch_legs)
+            self.batcher.start()
+        if self.config.poll_seconds > 0 and self._poller is None:
+            self._poller = asyncio.get_running_loop().create_task(self._poll(), name="eta-alias-poller")
+
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            self._poller = None
+        if self.batcher is not None:
+            await self.batcher.stop()
+            self.batcher = None
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.poll_seconds)
+            try:
+                await asyncio.to_thread(self.holder.refresh)
+            except Exception:
+                logger.exception("model refresh failed; still serving v%s", self.holder.current.version)
+
+    async def reload(self) -> SwapResult:
+        """Check the alias now and swap if it moved (the admin endpoint)."""
+        return await asyncio.to_thread(self.holder.refresh)
+
+    def status(self) -> ServiceStatus:
+        batcher = self.batcher
+        return ServiceStatus(
+            model=self.holder.current.info,
+            batching=batcher is not None,
+            model_calls=batcher.calls if batcher else 0,
+            requests=batcher.requests if batcher else 0,
+            max_requests_per_call=batcher.largest if batcher else 0,
+        )
+
+    def ready(self) -> bool:
+        """A real prediction through the loaded model, on the prediction thread."""
+        if not self.holder.loaded:
+            return False
+        try:
+            self.executor.submit(probe, self.holder.current.model).result(timeout=READY_TIMEOUT_S)
+        except Exception:
+            logger.exception("readiness probe failed")
+            return False
+        return True
+
+    async def quantiles(self, snapshot: LoadedModel, frame: pl.DataFrame) -> np.ndarray:
+        if self.batcher is not None:
+            return await self.batcher.submit(snapshot, frame)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, _predict, snapshot, frame)
+
+    # ---- endpoints ------------------------------------------------------------------------------------
+
+    async def eta(self, legs: Sequence[Leg], levels: Sequence[float]) -> dict[str, object]:
+        """The /eta answer as JSON-ready data in the shape of `EtaResponse` (see `serving.intervals`)."""
+        check_count(("legs",), len(legs), self.config.max_legs, "leg")
+        snapshot = self.holder.current
+        check_levels(levels, snapshot.model.quantiles)
+        frame = legs_frame(legs, [leg.departure_time for leg in legs])
+        q = await self.quantiles(snapshot, frame)
+        answers = leg_payloads(
+            q,
+            snapshot.model.quantiles,
+            levels,
+            frame["start_ts"].dt.epoch("us").to_numpy() / 1e6,
+            frame["tz"].to_list(),
+            [leg.leg_id for leg in legs],
+        )
+        return {"model": snapshot.payload, "quantile_levels": snapshot.model.quantiles, "legs": answers}
+
+    async def delivery_window(
+        self, leg: OrderLeg, planned_stop: PlannedStop | None, confidence: float, slot_minutes: int
+    ) -> DeliveryWindow:
+        departure = order_departure(leg, planned_stop)
+        snapshot = self.holder.current
+        quantiles = snapshot.model.quantiles
+        check_levels([confidence], quantiles, loc=("confidence",), indexed=False)
+        q = await self.quantiles(snapshot, legs_frame([leg], [departure]))
+        lower_s, upper_s = (float(b[0]) for b in interval_from_quantiles(q, quantiles, confidence))
+        median_s = float(quantile_at(q, quantiles, 0.5)[0])
+        zone = ZoneInfo(leg.tz)
+        lower, upper = arrival(departure, lower_s, zone), arrival(departure, upper_s, zone)
+        window = slot_window(lower, upper, slot_minutes, zone)
+        return DeliveryWindow(
+            window_start=window.start,
+            window_end=window.end,
+            local_start=window.clock(window.start),
+            local_end=window.clock(window.end),
+            local_date=window.start.date().isoformat(),
+            tz=leg.tz,
+            confidence=confidence,
+            slot_minutes=slot_minutes,
+            departure_time=departure.astimezone(zone),
+            median_arrival=arrival(departure, median_s, zone),
+            unrounded_start=lower,
+            unrounded_end=upper,
+            text=window.text(),
+            model=snapshot.info,
+        )
+
+    async def route_eta(
+        self,
+        origin: Point,
+        departure_time: datetime,
+        tz: str,
+        stops: Sequence[Stop],
+        context: LegContext,
+        levels: Sequence[float],
+        seed: int,
+    ) -> RouteEta:
+        check_count(("stops",), len(stops), self.config.max_stops, "stop")
+        snapshot = self.holder.current
+        quantiles = snapshot.model.quantiles
+        check_levels(levels, quantiles)
+        legs = route_legs(origin, stops, tz, context)
+        service_s = np.array([stop.service_time_s for stop in stops])
+        starts = [departure_time] * len(legs)
+        for _ in range(ROUTE_MAX_PASSES):
+            q = await self.quantiles(snapshot, legs_frame(legs, starts))
+            planned = route.planned_departures(departure_time, quantile_at(q, quantiles, 0.5), service_s)
+            moved = max(abs((a - b).total_seconds()) for a, b in zip(planned, starts, strict=True))
+            starts = planned
+            if moved < ROUTE_SETTLED_S:
+                break
+        else:
+            q = await self.quantiles(snapshot, legs_frame(legs, starts))
+        rng = np.random.default_rng(seed)
+        z = route.latent_scores(self.config.route_samples, len(legs), self.config.route_leg_correlation, rng)
+        arrivals = route.cumulative_arrivals(route.sample_durations(q, quantiles, z), service_s)
+        return RouteEta(
+            model=snapshot.info,
+            departure_time=departure_time,
+            samples=self.config.route_samples,
+            leg_correlation=self.config.route_leg_correlation,
+            stops=stop_etas(departure_time, ZoneInfo(tz), stops, q, quantiles, arrivals, levels),
+        )
+
+
+def order_departure(leg: OrderLeg, planned_stop: PlannedStop | None) -> datetime:
+    """When the order's leg departs: its own departure_time, or after the planned stop (exactly one)."""
+    if leg.departure_time is not None and planned_stop is not None:
+        raise InvalidRequest(("planned_stop",), "give leg.departure_time or planned_stop, not both")
+    if planned_stop is not None:
+        return planned_stop.arrival + timedelta(seconds=planned_stop.service_time_s)
+    if leg.departure_time is None:
+        raise InvalidRequest(
+            ("leg", "departure_time"), "required unless planned_stop is given", kind="missing"
+        )
+    return leg.departure_time
+
+
+def route_legs(origin: Point, stops: Sequence[Stop], tz: str, context: LegContext) -> list[LegPlace]:
+    """origin -> stop 1 -> stop 2 ...: one leg per stop, sharing the route's courier, vehicle and weather."""
+    points = [(origin.lat, origin.lng)] + [(stop.lat, stop.lng) for stop in stops]
+    shared = context.model_dump()
+    return [
+        LegPlace.model_construct(
+            origin_lat=a[0],
+            origin_lng=a[1],
+            dest_lat=b[0],
+            dest_lng=b[1],
+            tz=tz,
+            road_distance_km=stop.road_distance_km,
+            leg_id=stop.stop_id,
+            **shared,
+        )
+        for a, b, stop in zip(points[:-1], points[1:], stops, strict=True)
+    ]
+
+
+def stop_etas(
+    departure: datetime,
+    zone: ZoneInfo,
+    stops: Sequence[Stop],
+    q: np.ndarray,
+    quantiles: Sequence[float],
+    arrivals: np.ndarray,
+    levels: Sequence[float],
+) -> list[StopEta]:
+    bounds = route.arrival_bounds(arrivals, levels)
+    medians = np.median(arrivals, axis=0)
+    leg_medians = quantile_at(q, quantiles, 0.5)
+    out = []
+    for i, stop in enumerate(stops):
+        windows = [
+            Interval(
+                level=level,
+                lower_s=round(float(lo[i]), SECONDS_DECIMALS),
+                upper_s=round(float(hi[i]), SECONDS_DECIMALS),
+                earliest_arrival=arrival(departure, lo[i], zone),
+                latest_arrival=arrival(departure, hi[i], zone),
+            )
+            for level, (lo, hi) in zip(levels, bounds, strict=True)
+        ]
+        out.append(
+            StopEta(
+                index=i,
+                stop_id=stop.stop_id,
+                leg_median_s=round(float(leg_medians[i]), SECONDS_DECIMALS),
+                arrival_median=arrival(departure, medians[i], zone),
+                arrival_median_s=round(float(medians[i]), SECONDS_DECIMALS),
+                departure_median=arrival(departure, medians[i] + stop.service_time_s, zone),
+                windows=windows,
+            )
+        )
+    return out

@@ -1,0 +1,248 @@
+"""Request and response models of the ETA service (pydantic; the OpenAPI schema is generated from these).
+
+Field constraints reject bad values before any model code runs, and a rejection names the field
+(`legs.0.origin_lat`). Checks that depend on configuration or on the loaded model (batch maximum,
+supported interval levels) live in `serving.errors` helpers and name their field the same way.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import datetime
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+DEFAULT_LEVELS: tuple[float, ...] = (0.8, 0.9)
+MAX_LEVELS = 10
+MAX_SERVICE_TIME_S = 4 * 3600.0
+FIRST_YEAR, LAST_YEAR = 2000, 2099  # keeps arrival arithmetic far from datetime's limits
+# zoneinfo lists these, but they are not places: polars refuses them and a customer never lives in them
+NOT_PLACES = frozenset({"localtime", "Factory", "posixrules"})
+
+
+@lru_cache(maxsize=1)
+def known_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones()) - NOT_PLACES
+
+
+def _known_zone(name: str) -> str:
+    if name not in known_zones():
+        raise ValueError(f"unknown time zone {name!r}; use an IANA name such as 'Africa/Nairobi'")
+    return name
+
+
+def _plausible_year(moment: datetime) -> datetime:
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise ValueError(f"year must be between {FIRST_YEAR} and {LAST_YEAR}")
+    return moment
+
+
+def _distinct(values: list[float]) -> list[float]:
+    if len(set(values)) != len(values):
+        raise ValueError("levels must be distinct")
+    return values
+
+
+def _slot_divides_day(minutes: int) -> int:
+    if 1440 % minutes:
+        raise ValueError("slot_minutes must divide a day (e.g. 5, 10, 15, 20, 30, 60)")
+    return minutes
+
+
+Latitude = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False, examples=[-1.2841])]
+Longitude = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False, examples=[36.8233])]
+Zone = Annotated[
+    str,
+    Field(max_length=64, examples=["Africa/Nairobi"], description="IANA time zone"),
+    AfterValidator(_known_zone),
+]
+Moment = Annotated[
+    AwareDatetime,
+    Field(description="ISO 8601 with a UTC offset", examples=["2026-02-02T10:00:00+03:00"]),
+    AfterValidator(_plausible_year),
+]
+# inclusive bounds: BentoML publishes OpenAPI 3.0, where exclusiveMinimum/Maximum are booleans
+Level = Annotated[float, Field(ge=0.01, le=0.99, allow_inf_nan=False)]
+Levels = Annotated[
+    list[Level],
+    Field(min_length=1, max_length=MAX_LEVELS, description="Central interval levels, e.g. 0.8 = 10%..90%"),
+    AfterValidator(_distinct),
+]
+ServiceTime = Annotated[float, Field(ge=0.0, le=MAX_SERVICE_TIME_S, allow_inf_nan=False)]
+ShortText = Annotated[str, Field(max_length=64)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LegContext(Strict):
+    """Optional context of a leg; the model treats a missing value as unknown."""
+
+    courier_id: ShortText | None = None
+    vehicle_type: ShortText | None = Field(None, examples=["motorbike"])
+    temperature_c: Annotated[float, Field(ge=-80.0, le=70.0, allow_inf_nan=False)] | None = None
+    precipitation_mm: Annotated[float, Field(ge=0.0, le=1000.0, allow_inf_nan=False)] | None = None
+
+
+class LegPlace(LegContext):
+    origin_lat: Latitude
+    origin_lng: Longitude
+    dest_lat: Latitude
+    dest_lng: Longitude
+    tz: Zone
+    road_distance_km: Annotated[float, Field(ge=0.0, le=2000.0, allow_inf_nan=False)] | None = None
+    leg_id: Annotated[str, Field(max_length=128)] | None = Field(None, description="Echoed back")
+
+
+class Leg(LegPlace):
+    """One delivery leg: where from, where to, when it departs."""
+
+    departure_time: Moment
+
+
+class OrderLeg(LegPlace):
+    """The leg to a customer; it departs at `departure_time`, or after a planned stop (give one of the two)."""
+
+    departure_time: Moment | None = None
+
+
+class PlannedStop(Strict):
+    """The courier is planned to reach the stop before this leg at `arrival` and stays `service_time_s`."""
+
+    arrival: Moment
+    service_time_s: ServiceTime = 0.0
+
+
+class Point(Strict):
+    lat: Latitude
+    lng: Longitude
+
+
+class Stop(Strict):
+    lat: Latitude
+    lng: Longitude
+    service_time_s: ServiceTime = Field(0.0, description="Time spent at the stop before leaving for the next")
+    stop_id: Annotated[str, Field(max_length=128)] | None = None
+    road_distance_km: Annotated[float, Field(ge=0.0, le=2000.0, allow_inf_nan=False)] | None = Field(
+        None, description="Road distance from the previous stop (or the origin)"
+    )
+
+
+SlotMinutes = Annotated[int, Field(ge=1, le=240), AfterValidator(_slot_divides_day)]
+Confidence = Annotated[float, Field(ge=0.01, le=0.99, allow_inf_nan=False)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+
+# ---- request bodies (top-level fields are the endpoint's parameters; unknown ones are refused) ----------
+
+
+class EtaRequest(Strict):
+    legs: list[Leg]
+    levels: Levels = Field(default_factory=lambda: list(DEFAULT_LEVELS))
+
+
+class DeliveryWindowRequest(Strict):
+    leg: OrderLeg
+    planned_stop: PlannedStop | None = None
+    confidence: Confidence = 0.9
+    slot_minutes: SlotMinutes = 15
+
+
+class RouteRequest(Strict):
+    origin: Point
+    departure_time: Moment
+    tz: Zone
+    stops: list[Stop]
+    context: LegContext = Field(default_factory=LegContext, description="Courier, vehicle and weather")
+    levels: Levels = Field(default_factory=lambda: list(DEFAULT_LEVELS))
+    seed: Seed = Field(0, description="Monte Carlo seed: same request, same answer")
+
+
+class AdminRequest(Strict):
+    """No parameters (the admin endpoints take an empty JSON object)."""
+
+
+# ---- responses ----------------------------------------------------------------------------------------
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    alias: str | None
+    source: str = Field(description="registry or bento")
+    run_id: str | None = None
+
+
+class Interval(BaseModel):
+    level: float
+    lower_s: float
+    upper_s: float
+    earliest_arrival: datetime
+    latest_arrival: datetime
+
+
+class LegEta(BaseModel):
+    leg_id: str | None
+    median_s: float
+    median_arrival: datetime
+    quantiles_s: list[float] = Field(description="Calibrated quantiles, in the order of quantile_levels")
+    intervals: list[Interval]
+
+
+class EtaResponse(BaseModel):
+    model: ModelInfo
+    quantile_levels: list[float]
+    legs: list[LegEta]
+
+
+class DeliveryWindow(BaseModel):
+    window_start: datetime = Field(description="Start of the window in the customer's zone (slot grid)")
+    window_end: datetime
+    local_start: str = Field(examples=["14:15"])
+    local_end: str = Field(examples=["14:45"])
+    local_date: str
+    tz: str
+    confidence: float = Field(description="At least this share of deliveries arrive inside the window")
+    slot_minutes: int
+    departure_time: datetime
+    median_arrival: datetime
+    unrounded_start: datetime
+    unrounded_end: datetime
+    text: str = Field(examples=["arrives between 14:15 and 14:45"])
+    model: ModelInfo
+
+
+class StopEta(BaseModel):
+    index: int
+    stop_id: str | None
+    leg_median_s: float
+    arrival_median: datetime
+    arrival_median_s: float = Field(description="Seconds from the route's departure")
+    departure_median: datetime
+    windows: list[Interval] = Field(description="Arrival windows; seconds count from the route's departure")
+
+
+class RouteEta(BaseModel):
+    model: ModelInfo
+    departure_time: datetime
+    samples: int
+    leg_correlation: float
+    stops: list[StopEta]
+
+
+class ServiceStatus(BaseModel):
+    model: ModelInfo
+    batching: bool
+    model_calls: int = Field(description="Model calls made by the micro-batcher since the start")
+    requests: int = Field(description="Predictions those calls answered (a /route_eta pass counts as one)")
+    max_requests_per_call: int
+
+
+class SwapResult(BaseModel):
+    previous_version: str
+    version: str
+    swapped: bool
+    detail: str

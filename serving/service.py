@@ -1,0 +1,159 @@
+"""The ETA service: BentoML endpoints over `serving.predictor.EtaPredictor` (which holds the logic).
+
+    bentoml serve serving.service:EtaService        (or `eta serve`; OpenAPI page at /, schema at /docs.json)
+
+The model comes from the MLflow registry (`models:/eta-model@champion`, tracking URI from the environment)
+or, when served from a built Bento, from the model the Bento carries. Configuration: `serving.config`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import bentoml
+from pydantic import ValidationError
+from pydantic_core import to_json
+from starlette.responses import JSONResponse, Response
+
+from serving.config import ServingConfig
+from serving.errors import InvalidRequest
+from serving.guard import RequestGuard
+from serving.model_source import BentoStoreSource, ModelHolder, ModelSource, RegistrySource
+from serving.predictor import EtaPredictor
+from serving.schemas import (
+    DEFAULT_LEVELS,
+    AdminRequest,
+    Confidence,
+    DeliveryWindow,
+    DeliveryWindowRequest,
+    EtaRequest,
+    EtaResponse,
+    Leg,
+    LegContext,
+    Levels,
+    Moment,
+    OrderLeg,
+    PlannedStop,
+    Point,
+    RouteEta,
+    RouteRequest,
+    Seed,
+    ServiceStatus,
+    SlotMinutes,
+    Stop,
+    SwapResult,
+    Zone,
+)
+
+logger = logging.getLogger(__name__)
+JSON = "application/json"
+
+
+class _ClientErrorTracebacks(logging.Filter):
+    """BentoML logs a traceback at ERROR for every request that fails validation; those are the client's
+    errors (answered with a 4xx and counted in the access log), not the server's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], ValidationError))
+
+
+def choose_source(config: ServingConfig, bento) -> ModelSource:
+    """The Bento's own model when served from a Bento that carries one (unless told otherwise), else the
+    registry."""
+    carried = [m for m in (bento.info.all_models if bento else []) if m.tag.name == config.model_name]
+    if config.model_source == "bento" or (config.model_source == "auto" and carried):
+        if not carried:
+            raise RuntimeError(f"ETA_SERVE_MODEL_SOURCE=bento, but this Bento carries no {config.model_name}")
+        stored = bentoml.models.get(carried[0].tag)
+        return BentoStoreSource(stored.path, dict(stored.info.labels))
+    return RegistrySource(config.model_name, config.model_alias)
+
+
+@bentoml.service(workers=1, traffic={"timeout": 60}, labels={"project": "lastmile-eta"})
+class EtaService:
+    """Calibrated delivery ETAs: quantiles per leg, customer delivery windows, multi-stop route arrivals.
+
+    Each endpoint's body is its `*Request` model (unknown fields are refused); the method parameters are
+    those fields, so the class can also be called in-process."""
+
+    def __init__(self) -> None:
+        endpoint_logger = logging.getLogger("bentoml._internal.server.http_app")
+        if not any(isinstance(f, _ClientErrorTracebacks) for f in endpoint_logger.filters):
+            endpoint_logger.addFilter(_ClientErrorTracebacks())
+        self.config = ServingConfig.from_env()
+        self.holder = ModelHolder(choose_source(self.config, EtaService.bento))
+        self.holder.load_initial()
+        self.predictor = EtaPredictor(self.holder, self.config)
+
+    @bentoml.on_startup
+    async def start_background_work(self) -> None:
+        await self.predictor.start()
+
+    @bentoml.on_shutdown
+    async def stop_background_work(self) -> None:
+        await self.predictor.stop()
+
+    def __is_ready__(self) -> bool:
+        return self.predictor.ready()
+
+    @bentoml.api(route="/eta", input_spec=EtaRequest)
+    async def eta(self, legs: list[Leg], levels: Levels = DEFAULT_LEVELS) -> EtaResponse:
+        """Calibrated quantiles and interval arrival times for a batch of legs.
+
+        Returns the `EtaResponse` already serialised (a JSON response): the routing layer's hot path."""
+        answer = await _answer(self.predictor.eta(legs, list(levels)))
+        return answer if isinstance(answer, Response) else Response(to_json(answer), media_type=JSON)
+
+    @bentoml.api(route="/delivery_window", input_spec=DeliveryWindowRequest)
+    async def delivery_window(
+        self,
+        leg: OrderLeg,
+        planned_stop: PlannedStop | None = None,
+        confidence: Confidence = 0.9,
+        slot_minutes: SlotMinutes = 15,
+    ) -> DeliveryWindow:
+        """A window on the customer's clock, rounded outward to the slot grid, that holds `confidence`."""
+        return await _answer(self.predictor.delivery_window(leg, planned_stop, confidence, slot_minutes))
+
+    @bentoml.api(route="/route_eta", input_spec=RouteRequest)
+    async def route_eta(
+        self,
+        origin: Point,
+        departure_time: Moment,
+        tz: Zone,
+        stops: list[Stop],
+        context: LegContext = LegContext(),
+        levels: Levels = DEFAULT_LEVELS,
+        seed: Seed = 0,
+    ) -> RouteEta:
+        """Arrival windows at every stop of a route (sum of legs simulated, not quantiles added)."""
+        return await _answer(
+            self.predictor.route_eta(origin, departure_time, tz, stops, context, list(levels), seed)
+        )
+
+    @bentoml.api(route="/admin/status", input_spec=AdminRequest)
+    async def status(self) -> ServiceStatus:
+        """The model being served and how much the micro-batcher is coalescing."""
+        return self.predictor.status()
+
+    @bentoml.api(route="/admin/reload", input_spec=AdminRequest)
+    async def reload(self) -> SwapResult:
+        """Check the champion alias now and swap the model if it moved (also done by polling)."""
+        try:
+            return await self.predictor.reload()
+        except Exception as exc:
+            logger.exception("reload failed")
+            return JSONResponse(
+                {"error": f"reload failed, still serving the old model: {exc}"}, status_code=503
+            )
+
+
+EtaService.add_asgi_middleware(RequestGuard)
+
+
+async def _answer(pending):
+    """The endpoint's answer, or its client error as a 4xx JSON response."""
+    try:
+        return await pending
+    except InvalidRequest as exc:
+        return JSONResponse(exc.body(), status_code=exc.status)

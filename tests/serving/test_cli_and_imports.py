@@ -1,0 +1,64 @@
+"""`eta serve` / `eta build-bento` wiring, and what importing the service pulls in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from data_contracts.home import PROJECT_ROOT
+from eta_cli.main import app
+from eta_cli.serving_commands import _is_loopback
+
+
+def test_the_serving_commands_are_registered() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("serve", "build-bento", "export-model"):
+        assert command in result.output
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("0.0.0.0", False),
+        ("10.1.2.3", False),
+        ("eta.example", False),
+    ],
+)
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    assert _is_loopback(host) is loopback
+
+
+def test_serve_refuses_an_open_interface_without_an_api_key(monkeypatch) -> None:
+    monkeypatch.delenv("ETA_SERVE_API_KEY", raising=False)
+    result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"])
+    assert result.exit_code == 2
+    assert "without an API key" in result.output
+
+
+def test_serve_reports_a_bad_setting_by_its_variable(monkeypatch) -> None:
+    monkeypatch.setenv("ETA_SERVE_MAX_LEGS", "many")
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 2
+    assert "ETA_SERVE_MAX_LEGS" in result.output
+
+
+def test_the_service_does_not_import_what_it_does_not_need() -> None:
+    """evidently alone takes ~12 s to import; mlflow is only imported when the registry is used."""
+    probe = "import sys, serving.service; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    for heavy in ("evidently", "dagster", "mlflow", "matplotlib", "pandas"):
+        assert f"'{heavy}'" not in loaded

@@ -1,0 +1,54 @@
+"""Choosing and holding the served model (registry, Bento store, memory)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from serving.config import ServingConfig
+from serving.model_source import InMemorySource, ModelHolder, RegistrySource, probe
+
+
+def test_outside_a_bento_the_registry_serves() -> None:
+    from serving.service import choose_source
+
+    source = choose_source(ServingConfig(), bento=None)
+    assert isinstance(source, RegistrySource)
+    assert (source.name, source.alias) == ("eta-model", "champion")
+    with pytest.raises(RuntimeError, match="carries no eta-model"):
+        choose_source(ServingConfig(model_source="bento"), bento=None)
+
+
+def test_nothing_to_serve_is_a_clear_start_up_error() -> None:
+    with pytest.raises(RuntimeError, match="nothing to serve"):
+        ModelHolder(InMemorySource(models={}, version=None)).load_initial()
+    with pytest.raises(RuntimeError, match="no model loaded"):
+        _ = ModelHolder(InMemorySource(models={}, version=None)).current
+
+
+class Crossing:
+    """A model whose quantiles cross: the probe must refuse to serve it."""
+
+    quantiles = (0.1, 0.5, 0.9)
+
+    def predict_quantiles(self, legs) -> np.ndarray:
+        return np.array([[300.0, 200.0, 400.0]])
+
+
+def test_the_probe_refuses_a_broken_model(champion) -> None:
+    assert probe(champion.model).shape == (1, len(champion.model.quantiles))
+    with pytest.raises(RuntimeError, match="crossing"):
+        probe(Crossing())
+    holder = ModelHolder(InMemorySource(models={"1": champion.model, "2": Crossing()}, version="1"))
+    holder.load_initial()
+    holder.source.version = "2"
+    with pytest.raises(RuntimeError, match="crossing"):
+        holder.refresh()
+    assert holder.current.version == "1"
+
+
+def test_configuration_from_the_environment() -> None:
+    config = ServingConfig.from_env({"ETA_SERVE_MAX_LEGS": "7", "ETA_SERVE_API_KEY": "", "OTHER": "x"})
+    assert (config.max_legs, config.auth_enabled) == (7, False)
+    with pytest.raises(ValueError, match="ETA_SERVE_POLL_SECONDS"):
+        ServingConfig.from_env({"ETA_SERVE_POLL_SECONDS": "-1"})

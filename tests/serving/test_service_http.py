@@ -1,0 +1,235 @@
+"""Level 2: the service's ASGI app through a test client: every endpoint, every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+
+from serving.errors import dotted
+from serving.schemas import DeliveryWindow, EtaResponse, RouteEta, ServiceStatus, SwapResult
+from tests.serving.payloads import ROUTE, leg_json
+
+
+def test_eta(client, champion) -> None:
+    response = client.post("/eta", json={"legs": [leg_json(leg_id="x1"), leg_json()]})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    answer = EtaResponse.model_validate_json(response.content)
+    assert [leg.leg_id for leg in answer.legs] == ["x1", None]
+    assert [i.level for i in answer.legs[0].intervals] == [0.8, 0.9]  # the default levels
+    assert answer.model.version == champion.version
+
+
+def test_delivery_window(client) -> None:
+    response = client.post(
+        "/delivery_window", json={"leg": leg_json(), "slot_minutes": 10, "confidence": 0.8}
+    )
+    assert response.status_code == 200
+    answer = DeliveryWindow.model_validate_json(response.content)
+    assert answer.slot_minutes == 10
+    assert answer.window_start.minute % 10 == 0
+    assert answer.text.startswith("arrives between ")
+
+
+def test_route_eta(client) -> None:
+    response = client.post("/route_eta", json=ROUTE)
+    assert response.status_code == 200
+    answer = RouteEta.model_validate_json(response.content)
+    assert [s.stop_id for s in answer.stops] == ["a", "b"]
+    assert answer.stops[1].arrival_median_s > answer.stops[0].arrival_median_s
+
+
+def test_admin_status(client, champion) -> None:
+    client.post("/eta", json={"legs": [leg_json()]})
+    status = ServiceStatus.model_validate_json(client.post("/admin/status", json={}).content)
+    assert status.model.version == champion.version
+    assert status.batching is True
+    assert status.model_calls >= 1
+    assert status.max_requests_per_call >= 1
+
+
+def test_admin_reload(client) -> None:
+    response = client.post("/admin/reload", json={})
+    assert response.status_code == 200
+    assert SwapResult.model_validate_json(response.content).swapped is False
+
+
+@pytest.mark.parametrize(("path", "status"), [("/livez", 200), ("/readyz", 200), ("/healthz", 200)])
+def test_probes(client, path: str, status: int) -> None:
+    assert client.get(path).status_code == status
+
+
+def test_openapi_page_and_schema(client) -> None:
+    assert "text/html" in client.get("/").headers["content-type"]
+    paths = client.get("/docs.json").json()["paths"]
+    assert {"/eta", "/delivery_window", "/route_eta", "/admin/reload", "/admin/status"} <= set(paths)
+
+
+def legs_body(**overrides: object) -> dict:
+    return {"legs": [leg_json(**overrides)]}
+
+
+BAD_REQUESTS = [
+    # (name, path, body (dict = JSON, bytes = raw), content type, status, loc of the first error)
+    ("lat out of range", "/eta", legs_body(origin_lat=123.0), None, 400, ["legs", 0, "origin_lat"]),
+    ("lng out of range", "/eta", legs_body(dest_lng=-200), None, 400, ["legs", 0, "dest_lng"]),
+    (
+        "NaN",
+        "/eta",
+        json.dumps(legs_body()).replace("-1.293,", "NaN,").encode(),
+        None,
+        400,
+        ["legs", 0, "dest_lat"],
+    ),
+    ("unknown zone", "/eta", legs_body(tz="Africa/Atlantis"), None, 400, ["legs", 0, "tz"]),
+    (
+        "naive time",
+        "/eta",
+        legs_body(departure_time="2026-01-20T09:30:00"),
+        None,
+        400,
+        ["legs", 0, "departure_time"],
+    ),
+    ("empty batch", "/eta", {"legs": []}, None, 400, ["legs"]),
+    ("no legs", "/eta", {}, None, 400, ["legs"]),
+    ("legs not a list", "/eta", {"legs": {"a": 1}}, None, 400, ["legs"]),
+    ("unknown field", "/eta", {"legs": [leg_json()], "level": [0.8]}, None, 400, ["level"]),
+    ("level too wide", "/eta", {"legs": [leg_json()], "levels": [0.99]}, None, 400, ["levels", 0]),
+    ("level not a fraction", "/eta", {"legs": [leg_json()], "levels": [80]}, None, 400, ["levels", 0]),
+    ("malformed JSON", "/eta", b'{"legs": [', None, 400, []),
+    ("empty body", "/eta", b"", None, 400, ["legs"]),
+    ("array body", "/eta", b"[1, 2]", None, 400, []),
+    ("not UTF-8", "/eta", b"\xff\xfe\x00", None, 400, []),
+    ("plain text", "/eta", json.dumps(legs_body()).encode(), "text/plain", 415, ["header", "content-type"]),
+    ("form", "/eta", b"legs=1", "application/x-www-form-urlencoded", 415, ["header", "content-type"]),
+    ("multipart", "/eta", b"--x--", "multipart/form-data; boundary=x", 415, ["header", "content-type"]),
+    (
+        "pickle",
+        "/eta",
+        pickle.dumps(legs_body()),
+        "application/vnd.bentoml+pickle",
+        415,
+        ["header", "content-type"],
+    ),
+    ("window: slot", "/delivery_window", {"leg": leg_json(), "slot_minutes": 7}, None, 400, ["slot_minutes"]),
+    (
+        "window: confidence",
+        "/delivery_window",
+        {"leg": leg_json(), "confidence": 1.5},
+        None,
+        400,
+        ["confidence"],
+    ),
+    (
+        "window: too wide",
+        "/delivery_window",
+        {"leg": leg_json(), "confidence": 0.95},
+        None,
+        400,
+        ["confidence"],
+    ),
+    (
+        "window: no time",
+        "/delivery_window",
+        {"leg": leg_json(departure_time=None)},
+        None,
+        400,
+        ["leg", "departure_time"],
+    ),
+    ("route: no stops", "/route_eta", {**ROUTE, "stops": []}, None, 400, ["stops"]),
+    (
+        "route: bad stop",
+        "/route_eta",
+        {**ROUTE, "stops": [{"lat": 0, "lng": 500}]},
+        None,
+        400,
+        ["stops", 0, "lng"],
+    ),
+    ("route: zone", "/route_eta", {**ROUTE, "tz": "UTC+3"}, None, 400, ["tz"]),
+    ("route: seed", "/route_eta", {**ROUTE, "seed": -1}, None, 400, ["seed"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "content_type", "status", "loc"),
+    [case[1:] for case in BAD_REQUESTS],
+    ids=[case[0] for case in BAD_REQUESTS],
+)
+def test_bad_input_gets_a_4xx_naming_the_field(client, path, body, content_type, status, loc) -> None:
+    headers = {"content-type": content_type or "application/json"}
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    response = client.post(path, content=content, headers=headers)
+    assert response.status_code == status, response.text
+    error = response.json()
+    assert error["detail"][0]["loc"] == loc
+    assert error["error"].startswith(f"{dotted(loc)}: ")  # the message names the field
+    # and the service keeps serving
+    assert client.post("/eta", json=legs_body()).status_code == 200
+
+
+def test_wrong_method_and_unknown_path(client) -> None:
+    assert client.get("/eta").status_code == 405
+    assert client.post("/nowhere", json={}).status_code == 404
+
+
+@pytest.fixture(scope="module")
+def locked_client(champion):
+    """The app with an API key, small batch maxima and a small body limit."""
+    from starlette.testclient import TestClient
+
+    from serving.service import EtaService
+
+    limits = {
+        "ETA_SERVE_API_KEY": "s3cret",
+        "ETA_SERVE_MAX_LEGS": "3",
+        "ETA_SERVE_MAX_STOPS": "1",
+        "ETA_SERVE_MAX_BODY_BYTES": "4000",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in limits.items():
+            patch.setenv(key, value)
+        with TestClient(EtaService.to_asgi(), raise_server_exceptions=False) as test_client:
+            test_client.headers["x-api-key"] = "s3cret"
+            yield test_client
+
+
+@pytest.mark.parametrize("key", ["", "wrong", "s3cret "])
+def test_api_key_is_required_when_configured(locked_client, key: str) -> None:
+    response = locked_client.post("/eta", json=legs_body(), headers={"x-api-key": key})
+    assert response.status_code == 401
+    assert response.json()["detail"][0]["loc"] == ["header", "x-api-key"]
+    assert locked_client.post("/eta", json=legs_body()).status_code == 200  # with the client's own key
+
+
+def test_probes_need_no_key(locked_client) -> None:
+    for path in ("/livez", "/readyz"):
+        assert locked_client.get(path, headers={"x-api-key": ""}).status_code == 200
+
+
+def test_batch_maxima_come_from_configuration(locked_client) -> None:
+    response = locked_client.post("/eta", json={"legs": [leg_json()] * 4})
+    assert response.status_code == 413
+    assert response.json()["detail"][0]["loc"] == ["legs"]
+    assert "maximum of 3" in response.json()["error"]
+    assert locked_client.post("/eta", json={"legs": [leg_json()] * 3}).status_code == 200
+    response = locked_client.post("/route_eta", json=ROUTE)
+    assert response.status_code == 413
+    assert response.json()["detail"][0]["loc"] == ["stops"]
+
+
+def test_request_size_is_bounded_declared_or_streamed(locked_client) -> None:
+    big = json.dumps({"legs": [leg_json(leg_id="x" * 100)] * 20}).encode()
+    assert len(big) > 4000
+    response = locked_client.post("/eta", content=big, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["detail"][0]["loc"] == ["body"]
+
+    def chunks():  # no Content-Length: the guard counts while reading
+        for start in range(0, len(big), 1000):
+            yield big[start : start + 1000]
+
+    response = locked_client.post("/eta", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert locked_client.post("/eta", json=legs_body()).status_code == 200
