@@ -25,9 +25,17 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{db}?timeout={SQLITE_TIMEOUT_S}"
 
 
+# `mlflow.set_tracking_uri` also writes MLFLOW_TRACKING_URI into the environment; remember the values we
+# set ourselves so that a later change of ETA_HOME in the same process is not shadowed by them
+_SET_BY_US: set[str] = set()
+
+
 def tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI if set, else the sqlite store under ETA_HOME."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+    """MLFLOW_TRACKING_URI if the user set it, else the sqlite store under ETA_HOME."""
+    configured = os.environ.get("MLFLOW_TRACKING_URI")
+    if configured and configured not in _SET_BY_US:
+        return configured
+    return default_tracking_uri()
 
 
 def artifact_root() -> Path:
@@ -55,6 +63,7 @@ def configure(experiment: str = EXPERIMENT) -> Tracking:
         Path(uri.removeprefix("sqlite:///").split("?")[0]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    _SET_BY_US.add(uri)
     existing = mlflow.get_experiment_by_name(experiment)
     if existing is None:
         location = artifact_root() / experiment

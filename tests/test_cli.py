@@ -81,7 +81,10 @@ def test_bad_input_names_the_problem(tmp_path) -> None:
     assert "include 0.5" in quantiles.output
 
 
-def test_train_predict_evaluate_round_trip(tmp_path, city_trips) -> None:
+def test_train_predict_evaluate_round_trip(tmp_path) -> None:
+    from data_contracts.synthetic import simulate_trips
+
+    city_trips = simulate_trips(15_000, seed=11, days=24)
     home = tmp_path / "home"
     env_before = os.environ["ETA_HOME"]
     os.environ["ETA_HOME"] = str(home)
