@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 # uv from PATH if it is there, otherwise installed through pip (user site) and run as a module
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 
-.PHONY: install demo test test-fast lint ui serve benchmark results clean-state help
+.PHONY: install demo test test-fast lint ui serve results benchmark-serving benchmark-models clean-state help
 
 help:
 	@echo "make demo   - set up .venv and run the main job on the synthetic city"
@@ -45,12 +45,17 @@ ui: install
 serve: install
 	$(ETA) serve
 
-benchmark: install
-	$(VENV)/bin/python benchmarks/run_all.py
-
 clean-state:
 	rm -rf .eta
 
 results: install
 	$(VENV)/bin/python benchmarks/accuracy.py
+	$(VENV)/bin/python benchmarks/update_readme.py
+
+benchmark-serving: install
+	$(VENV)/bin/python benchmarks/serving_load.py --synthetic --compare-batching
+	$(VENV)/bin/python benchmarks/update_readme.py
+
+benchmark-models: install
+	$(VENV)/bin/python benchmarks/model_performance.py
 	$(VENV)/bin/python benchmarks/update_readme.py

@@ -407,7 +407,14 @@ def main() -> None:
         report = run(args, Path(workdir))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
-    print(markdown(report))
+    command = "make benchmark-serving  (= .venv/bin/python benchmarks/serving_load.py --synthetic " + " ".join(
+        flag for flag, on in (("--quick", args.quick), ("--compare-batching", args.compare_batching)) if on
+    ) + ")"
+    text = f"Measured {datetime.now(UTC):%Y-%m-%d} with `{command.replace(' )', ')')}`; " + markdown(report)
+    out = Path(__file__).resolve().parent.parent / "results" / "serving_performance.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":
