@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -407,9 +407,15 @@ def main() -> None:
         report = run(args, Path(workdir))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
-    command = "make benchmark-serving  (= .venv/bin/python benchmarks/serving_load.py --synthetic " + " ".join(
-        flag for flag, on in (("--quick", args.quick), ("--compare-batching", args.compare_batching)) if on
-    ) + ")"
+    command = (
+        "make benchmark-serving  (= .venv/bin/python benchmarks/serving_load.py --synthetic "
+        + " ".join(
+            flag
+            for flag, on in (("--quick", args.quick), ("--compare-batching", args.compare_batching))
+            if on
+        )
+        + ")"
+    )
     text = f"Measured {datetime.now(UTC):%Y-%m-%d} with `{command.replace(' )', ')')}`; " + markdown(report)
     out = Path(__file__).resolve().parent.parent / "results" / "serving_performance.md"
     out.parent.mkdir(exist_ok=True)
