@@ -25,17 +25,9 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{db}?timeout={SQLITE_TIMEOUT_S}"
 
 
-# `mlflow.set_tracking_uri` also writes MLFLOW_TRACKING_URI into the environment; remember the values we
-# set ourselves so that a later change of ETA_HOME in the same process is not shadowed by them
-_SET_BY_US: set[str] = set()
-
-
 def tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI if the user set it, else the sqlite store under ETA_HOME."""
-    configured = os.environ.get("MLFLOW_TRACKING_URI")
-    if configured and configured not in _SET_BY_US:
-        return configured
-    return default_tracking_uri()
+    """MLFLOW_TRACKING_URI if set, else the sqlite store under ETA_HOME."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
 
 
 def artifact_root() -> Path:
@@ -61,9 +53,15 @@ def configure(experiment: str = EXPERIMENT) -> Tracking:
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///").split("?")[0]).parent.mkdir(parents=True, exist_ok=True)
+    # `mlflow.set_tracking_uri` also writes MLFLOW_TRACKING_URI into the environment; put it back, so that a
+    # later change of ETA_HOME in the same process (tests, backtests) is not shadowed by our own earlier value
+    before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    _SET_BY_US.add(uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
     existing = mlflow.get_experiment_by_name(experiment)
     if existing is None:
         location = artifact_root() / experiment
