@@ -23,8 +23,8 @@ def _quiet_libraries() -> None:
     import warnings
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # mlflow sets its loggers' level on import
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="dagster")
     warnings.filterwarnings("ignore", message=".*(beta|preview|experimental).*")
 
@@ -80,11 +80,17 @@ def ui(
     mlflow_url = f"http://{host}:{mlflow_port}"
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "ETA_HOME": str(home)}
     logs = home / "logs"
+    # the UI only browses runs: MLflow 3's job runner would add ten worker processes to a two-core machine
+    mlflow_env = {
+        **env,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_SERVER_JOB_ENABLE_PERIODIC_TASKS": "false",
+    }
     started = [
         services.start(
             "mlflow",
             services.mlflow_command(host, mlflow_port, tracking_uri()),
-            env,
+            mlflow_env,
             logs / "mlflow.log",
             mlflow_url,
         ),

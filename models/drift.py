@@ -372,10 +372,54 @@ class CoverageSummary:
         return asdict(self)
 
 
+def one_sample_drop_z(expected: float, covered: float, n: float) -> float:
+    """z statistic of (expected share - observed share) under a binomial with the expected share."""
+    if n <= 0 or not 0 < expected < 1:
+        return 0.0
+    return (expected - covered / n) / math.sqrt(expected * (1 - expected) / n)
+
+
+def area_decay(
+    current: pl.DataFrame, reference: DriftReference, settings: DriftSettings = DriftSettings()
+) -> list[dict[str, object]]:
+    """Areas (with enough labelled legs today) whose coverage fell well below what is expected of them.
+
+    Expected is the better of the area's reference coverage and the nominal level: a model whose test window
+    already held drifted days it could not learn carries a degraded reference, and comparing with that
+    alone would silence the alarm while the area stays broken.
+    """
+    level = settings.levels[0]
+    tag = _tag(level)
+    joined = segment_counts(current, settings.levels).join(
+        reference.segments, on=SEGMENT_COLUMN, how="left", suffix="_ref"
+    )
+    decayed = []
+    for row in joined.filter(pl.col("n") >= settings.segment_min_legs).iter_rows(named=True):
+        covered, n = row[f"covered_{tag}"], row["n"]
+        n_ref = row["n_ref"] or 0
+        ref = row[f"covered_{tag}_ref"] / n_ref if n_ref else None
+        if ref is not None and ref >= level:
+            expected, z = ref, proportion_drop_z(row[f"covered_{tag}_ref"], n_ref, covered, n)
+        else:
+            expected, z = level, one_sample_drop_z(level, covered, n)
+        if expected - covered / n >= settings.segment_drop and z >= settings.z_threshold:
+            decayed.append(
+                {
+                    "segment": row[SEGMENT_COLUMN],
+                    "n": n,
+                    "coverage": covered / n,
+                    "expected": expected,
+                    "reference": ref,
+                    "z": z,
+                }
+            )
+    return decayed
+
+
 def coverage_decay(
     current: pl.DataFrame, reference: DriftReference, settings: DriftSettings = DriftSettings()
 ) -> CoverageSummary:
-    """Overall and per-area coverage of the day vs the reference (every labelled leg, no sampling)."""
+    """Overall coverage of the day vs the reference, and decayed areas (every labelled leg, no sampling)."""
     if current.height == 0:
         return CoverageSummary(0, {}, dict(reference.coverage), reasons=["no labelled legs"])
     reasons: list[str] = []
@@ -390,104 +434,21 @@ def coverage_decay(
             reasons.append(
                 f"{tag}% coverage {cur:.3f} is {ref - cur:.3f} below the reference {ref:.3f} (z={z:.1f})"
             )
+    decayed = area_decay(current, reference, settings)
     main = _tag(settings.levels[0])
-    joined = segment_counts(current, settings.levels).join(
-        reference.segments, on=SEGMENT_COLUMN, how="inner", suffix="_ref"
-    )
-    judged = joined.filter(pl.col("n") >= settings.segment_min_legs)
-    decayed = []
-    for row in judged.iter_rows(named=True):
-        cur, ref = row[f"covered_{main}"] / row["n"], row[f"covered_{main}_ref"] / row["n_ref"]
-        z = proportion_drop_z(row[f"covered_{main}_ref"], row["n_ref"], row[f"covered_{main}"], row["n"])
-        if ref - cur >= settings.segment_drop and z >= settings.z_threshold:
-            decayed.append(
-                {"segment": row[SEGMENT_COLUMN], "n": row["n"], "coverage": cur, "reference": ref, "z": z}
-            )
     for seg in decayed:
         reasons.append(
-            f"area {seg['segment']}: {main}% coverage {seg['coverage']:.3f} vs reference "
-            f"{seg['reference']:.3f} on {seg['n']} legs (z={seg['z']:.1f})"
+            f"area {seg['segment']}: {main}% coverage {seg['coverage']:.3f}, expected {seg['expected']:.3f} "
+            f"on {seg['n']} legs (z={seg['z']:.1f})"
         )
     return CoverageSummary(
         rows=current.height,
         coverage=coverage,
         reference_coverage=dict(reference.coverage),
         decayed_segments=decayed,
-        segments_judged=judged.height,
+        segments_judged=int(
+            (segment_counts(current, settings.levels)["n"] >= settings.segment_min_legs).sum()
+        ),
         trigger=bool(reasons),
         reasons=reasons,
     )
-
-
-@dataclass(frozen=True)
-class RetrainDecision:
-    trigger: bool
-    reasons: tuple[str, ...]
-
-
-def retrain_decision(drift: DriftSummary | None, coverage: CoverageSummary | None) -> RetrainDecision:
-    """Retrain when either monitor asks, with every reason it gave."""
-    reasons = [*(drift.reasons if drift else []), *(coverage.reasons if coverage else [])]
-    trigger = bool((drift and drift.trigger) or (coverage and coverage.trigger))
-    return RetrainDecision(trigger, tuple(reasons) if trigger else ("no drift and no coverage decay",))
-
-
-@dataclass(frozen=True)
-class MonitorEvent:
-    """One monitor result as the sensor sees it (a materialization of the drift or performance asset)."""
-
-    storage_id: int
-    partition: str  # the served day, YYYY-MM-DD
-    champion_version: int | None
-    trigger: bool
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class TriggerState:
-    """The sensor's cursor: events up to `after_storage_id` are seen; the last request and its champion."""
-
-    after_storage_id: int = 0
-    requested_version: int | None = None
-    requested_partition: str | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str | None) -> TriggerState:
-        return cls(**json.loads(text)) if text else cls()
-
-
-def _days_between(earlier: str, later: str) -> int:
-    from datetime import date
-
-    return (date.fromisoformat(later) - date.fromisoformat(earlier)).days
-
-
-def retraining_requests(
-    events: Sequence[MonitorEvent], state: TriggerState, cooldown_days: int = 3
-) -> tuple[list[MonitorEvent], TriggerState]:
-    """Which triggering events become retraining requests: one per drift event.
-
-    A drift event is a run of triggering days against one champion: the first triggering day asks for a
-    retraining, later ones against the same champion do not (the request is already made, and the monitor
-    keeps firing until a new champion serves). If the champion has not changed `cooldown_days` after the
-    request (the candidate was blocked or not better), the next triggering day asks again.
-    """
-    requests: list[MonitorEvent] = []
-    for event in sorted(events, key=lambda e: e.storage_id):
-        if event.storage_id <= state.after_storage_id:
-            continue
-        fresh = (
-            state.requested_partition is None
-            or event.champion_version != state.requested_version
-            or _days_between(state.requested_partition, event.partition) >= cooldown_days
-        )
-        already = any(r.partition == event.partition for r in requests)
-        if event.trigger and fresh and not already:
-            requests.append(event)
-            state = TriggerState(event.storage_id, event.champion_version, event.partition)
-        else:
-            state = TriggerState(event.storage_id, state.requested_version, state.requested_partition)
-    return requests, state

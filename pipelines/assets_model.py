@@ -1,0 +1,311 @@
+"""Daily model assets: rolling training window -> candidate (MLflow run, registered challenger) ->
+evaluation against the champion -> champion promotion (behind the blocking calibration check).
+
+Partition D means "trained after day D": the window ends with D and the promoted model serves D + 1.
+"""
+
+import dagster as dg
+import numpy as np
+from pydantic import Field
+
+from pipelines.assets_ingest import FEATURES, VALID, previous_days, read_days
+from pipelines.metadata import metrics_table, png_markdown
+from pipelines.resources import DriftDetector, ModelRegistry, TripSource, Warehouse
+
+TRAINING_SET, CANDIDATE, EVALUATION, PROMOTION = (
+    "training_set",
+    "candidate_model",
+    "model_evaluation",
+    "champion_promotion",
+)
+SHOWN_METRICS = (
+    "mae_s",
+    "pinball_mean",
+    "crps_s",
+    "coverage_80",
+    "coverage_90",
+    "width_80_s",
+    "width_90_s",
+    "late_rate_90",
+)
+
+
+class WindowConfig(dg.Config):
+    """The rolling training window: the last `window_days` partitions up to and including the run's day."""
+
+    window_days: int = 0  # 0: the window the Definitions were built with (28 days by default)
+    min_days: int = 7  # fewer valid days than this in the window is an error, not a model
+
+
+class TrainingConfig(dg.Config):
+    """Training and gate parameters of the candidate (defaults are `models.train.TrainConfig`'s)."""
+
+    model_kind: str = "lightgbm"
+    lookback_days: int = 28  # days of history behind the speed aggregates
+    shrinkage_trips: float = 20.0  # pseudo-count pulling a cell's speed towards its parent
+    cell_resolutions: list[int] = Field(default_factory=lambda: [9, 8, 7])  # H3 cells fed as ids
+    split: list[float] = Field(default_factory=lambda: [0.6, 0.2, 0.2])  # days: train, calibration, test
+    seed: int = 7
+    learning_rate: float = 0.08
+    num_leaves: int = 63
+    median_rounds: int = 600
+    spread_rounds: int = 200
+    min_segment_size: int = 300
+    coverage_tolerance: float = 0.03
+    pinball_tolerance: float = 0.0
+
+    def train_config(self):
+        from features import FeatureSpec
+        from models.quantile import BoostingParams
+        from models.train import TrainConfig
+
+        params = BoostingParams(
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            median_rounds=self.median_rounds,
+            spread_rounds=self.spread_rounds,
+            seed=self.seed,
+        )
+        spec = FeatureSpec(
+            lookback_days=self.lookback_days,
+            shrinkage_trips=self.shrinkage_trips,
+            cell_resolutions=tuple(self.cell_resolutions),
+        )
+        return TrainConfig(
+            model_kind=self.model_kind,
+            params=params,
+            spec=spec,
+            split=tuple(self.split),
+            min_segment_size=self.min_segment_size,
+            seed=self.seed,
+        )
+
+    def gate(self):
+        from models.gate import GateConfig
+
+        return GateConfig(
+            coverage_tolerance=self.coverage_tolerance, pinball_tolerance=self.pinball_tolerance
+        )
+
+
+def _save_candidate_plots(result, folder) -> list:
+    from models import plots
+
+    frame = result.test_frame
+    quantiles = result.model.quantiles
+    q = frame.select([f"q{round(t * 100):02d}" for t in quantiles]).to_numpy()
+    y = frame["duration_s"].to_numpy()
+    return [
+        plots.reliability_diagram(y, q, quantiles, folder / "reliability.png"),
+        plots.coverage_by_segment(result.segments, 0.8, folder / "coverage_by_segment.png"),
+    ]
+
+
+def build_model_assets(partitions: dg.PartitionsDefinition, window_days: int = 28) -> list:
+    """The model assets on `partitions`; `window_days` is the window drawn in the lineage graph."""
+
+    @dg.asset(
+        name=TRAINING_SET,
+        partitions_def=partitions,
+        group_name="model",
+        kinds={"polars", "parquet"},
+        deps=[
+            dg.AssetDep(
+                VALID,
+                partition_mapping=dg.TimeWindowPartitionMapping(
+                    start_offset=-(window_days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
+                ),
+            ),
+            dg.AssetDep(FEATURES),  # the newest day's features pass the sanity check before training on it
+        ],
+        description="Valid trips of the rolling window ending with the partition's day.",
+    )
+    def training_set(context: dg.AssetExecutionContext, config: WindowConfig, warehouse: Warehouse):
+        from models.train import data_hash
+
+        day = context.partition_key
+        window = config.window_days or window_days
+        wanted = [*previous_days(day, window - 1), day]
+        frame, read = read_days(warehouse, VALID, wanted)
+        if len(read) < min(config.min_days, window):
+            raise dg.Failure(
+                description=f"the {window}-day window ending {day} has {len(read)} day(s) of valid "
+                f"trips, fewer than {config.min_days}: materialize {VALID} for {wanted[0]}..{day} first"
+            )
+        path = warehouse.write_table(TRAINING_SET, day, frame)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": frame.height,
+                "first_day": read[0],
+                "last_day": read[-1],
+                "days": len(read),
+                "missing_days": dg.MetadataValue.json(sorted(set(wanted) - set(read))),
+                "data_hash": data_hash(frame),
+                "path": dg.MetadataValue.path(str(path)),
+            }
+        )
+
+    @dg.asset(
+        name=CANDIDATE,
+        partitions_def=partitions,
+        group_name="model",
+        kinds={"lightgbm", "mlflow"},
+        deps=[TRAINING_SET],
+        description="A model trained, calibrated and tested on the window; logged to MLflow and registered "
+        "as `challenger` (not promoted here). Its monitoring reference is saved beside it.",
+    )
+    def candidate_model(
+        context: dg.AssetExecutionContext,
+        config: TrainingConfig,
+        warehouse: Warehouse,
+        registry: ModelRegistry,
+        drift: DriftDetector,
+        source: TripSource,
+    ):
+        from models.drift import build_reference, monitoring_frame
+        from models.train import train_eta_model
+
+        day = context.partition_key
+        train_config = config.train_config()
+        result = train_eta_model(warehouse.read_table(TRAINING_SET, day), train_config)
+        trigger = context.run.tags.get("eta/trigger", "manual")
+        registered = registry.register_challenger(
+            result,
+            train_config,
+            config.gate(),
+            run_name=f"candidate-{day}",
+            extra_params={"partition": day, "source": source.source_name, "trigger": trigger},
+        )
+        settings = drift.settings()
+        frame = result.test_frame
+        q = frame.select([f"q{round(t * 100):02d}" for t in result.model.quantiles]).to_numpy()
+        reference = build_reference(
+            monitoring_frame(
+                frame, q, result.model.quantiles, frame["duration_s"].to_numpy(), settings.segment_resolution
+            ),
+            settings,
+            registered.version,
+        )
+        reference_dir = reference.save(warehouse.reference_dir(registered.version))
+        plots = _save_candidate_plots(result, warehouse.folder("plots", CANDIDATE, f"date={day}"))
+        run_url = registry.run_url(registered.run_id)
+        warehouse.write_json(
+            CANDIDATE,
+            day,
+            {
+                **registered.as_dict(),
+                "run_url": run_url,
+                "metrics": result.metrics,
+                "baselines": result.baseline_metrics,
+                "beats_baselines": result.beats_baselines(),
+                "windows": result.windows.as_dict(),
+                "rows": result.rows,
+                "data_hash": result.data_hash,
+                "reference_dir": str(reference_dir),
+                "plots": [str(p) for p in plots],
+                "trigger": trigger,
+            },
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "registered_version": registered.version,
+                "alias": "challenger",
+                "mlflow_run": dg.MetadataValue.url(run_url),
+                "mlflow_model": dg.MetadataValue.url(registry.model_url(registered.version)),
+                "run_id": registered.run_id,
+                "trigger": trigger,
+                "test_window": result.windows.as_dict()["test_days"],
+                "rows": dg.MetadataValue.json(result.rows),
+                "metrics": metrics_table(
+                    {"candidate": result.metrics, **result.baseline_metrics}, SHOWN_METRICS
+                ),
+                "coverage_80": result.metrics["coverage_80"],
+                "coverage_90": result.metrics["coverage_90"],
+                "mae_s": result.metrics["mae_s"],
+                "plots": png_markdown(plots),
+                "monitoring_reference": dg.MetadataValue.path(str(reference_dir)),
+            }
+        )
+
+    @dg.asset(
+        name=EVALUATION,
+        partitions_def=partitions,
+        group_name="model",
+        deps=[CANDIDATE],
+        description="The candidate against the champion on the same test window, and its calibration.",
+    )
+    def model_evaluation(context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: Warehouse):
+        from models.gate import promotion_decision
+
+        day = context.partition_key
+        candidate = warehouse.read_json(CANDIDATE, day)
+        metrics = candidate["metrics"]
+        decision = candidate["decision"]
+        gate = config.gate()
+        # re-judged with this run's gate settings, on the numbers the candidate step measured
+        verdict = promotion_decision(metrics, decision.get("champion"), gate)
+        gaps = {f"{round(lv * 100)}": metrics[f"coverage_{round(lv * 100)}"] - lv for lv in gate.levels}
+        payload = {
+            "version": candidate["version"],
+            "champion_version": candidate["champion_version"],
+            "coverage_gaps": gaps,
+            "coverage_tolerance": gate.coverage_tolerance,
+            "calibrated": all(abs(g) <= gate.coverage_tolerance for g in gaps.values()),
+            "promote": verdict.promote,
+            "reasons": verdict.reasons,
+            "decision": verdict.as_dict(),
+        }
+        warehouse.write_json(EVALUATION, day, payload)
+        shown = {"candidate": metrics, "champion": decision.get("champion"), **candidate["baselines"]}
+        return dg.MaterializeResult(
+            metadata={
+                "candidate_version": candidate["version"],
+                "champion_version": candidate["champion_version"],
+                "calibrated": payload["calibrated"],
+                "gate_promote": verdict.promote,
+                "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in verdict.reasons)),
+                "comparison": metrics_table(shown, SHOWN_METRICS),
+                "coverage_gap_80": gaps.get("80", np.nan),
+                "coverage_gap_90": gaps.get("90", np.nan),
+            }
+        )
+
+    @dg.asset(
+        name=PROMOTION,
+        partitions_def=partitions,
+        group_name="model",
+        kinds={"mlflow"},
+        # after the day's served predictions are recorded: the monitors judge the model that served the day
+        deps=[EVALUATION, "served_predictions"],
+        description="Moves the `champion` alias to the candidate when the gate says so. Runs only after the "
+        "blocking calibration check on the evaluation passed.",
+    )
+    def champion_promotion(context: dg.AssetExecutionContext, warehouse: Warehouse, registry: ModelRegistry):
+        day = context.partition_key
+        evaluation = warehouse.read_json(EVALUATION, day)
+        version = evaluation["version"]
+        previous = registry.champion_version()
+        if evaluation["promote"]:
+            registry.promote(version, evaluation["decision"])
+        champion = registry.champion_version()
+        payload = {
+            "candidate_version": version,
+            "promoted": evaluation["promote"],
+            "champion_version": champion,
+            "previous_champion": previous,
+            "reasons": evaluation["reasons"],
+        }
+        warehouse.write_json(PROMOTION, day, payload)
+        return dg.MaterializeResult(
+            metadata={
+                "promoted": evaluation["promote"],
+                "candidate_version": version,
+                "champion_version": champion,
+                "previous_champion": previous,
+                "alias": "champion" if evaluation["promote"] else "challenger",
+                "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in evaluation["reasons"])),
+                "mlflow_model": dg.MetadataValue.url(registry.model_url(champion or version)),
+            }
+        )
+
+    return [training_set, candidate_model, model_evaluation, champion_promotion]

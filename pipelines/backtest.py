@@ -1,0 +1,328 @@
+"""Replay a source day by day through the real Dagster jobs (in process, against a Dagster instance, an
+MLflow store and a warehouse of the backtest's own under ETA_HOME/backtests/...).
+
+Per day D: `daily_monitoring_job` ingests D, serves it with the morning's champion and runs the monitors;
+then, by strategy, nothing (`off`), `retraining_job` for D (`nightly`), or whatever the real drift sensor
+requests (`on`). The first model is trained after the warm-up window. What is measured per day comes from
+the assets' own outputs; the judging is `models.backtest`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from models.backtest import BacktestDay, alarms, day_scores, day_table, district_mask, recovery
+from pipelines.assets_ingest import VALID
+from pipelines.assets_model import EVALUATION, PROMOTION
+from pipelines.assets_monitor import DRIFT, PERFORMANCE, SERVED
+from pipelines.automation import INGEST_KEYS, QUIET_LOGS, TRIGGER_TAG
+from pipelines.resources import DriftDetector, ModelRegistry, TripSource, Warehouse
+
+STRATEGIES = ("off", "nightly", "on")
+# Backtest boosting: fewer rounds than the production default, so that a nightly strategy's ~30 retrainings
+# fit in the time of a coffee on two cores (calibration does not depend on it; accuracy slightly).
+FAST_TRAINING = {"learning_rate": 0.1, "num_leaves": 31, "median_rounds": 300, "spread_rounds": 120}
+
+
+@dataclass
+class BacktestPlan:
+    strategy: str
+    days: int
+    home: Path  # this strategy's own state (instance, MLflow store, warehouse)
+    source: TripSource
+    start: str
+    timezone: str
+    window_days: int = 28
+    onset_index: int | None = None
+    district_cells: list[str] = field(default_factory=list)
+    district_resolution: int = 8
+    active_days: list[int] = field(default_factory=list)
+    training: dict = field(default_factory=lambda: dict(FAST_TRAINING))
+    drift: DriftDetector = field(default_factory=DriftDetector)
+
+
+def _partition(start: str, index: int) -> str:
+    return (date.fromisoformat(start) + timedelta(days=index)).isoformat()
+
+
+def _run_config(plan: BacktestPlan) -> dict:
+    return {
+        **QUIET_LOGS,
+        "ops": {
+            "training_set": {"config": {"window_days": plan.window_days}},
+            "candidate_model": {"config": plan.training},
+            "model_evaluation": {"config": plan.training},
+        },
+    }
+
+
+def _served_scores(warehouse: Warehouse, day: str, plan: BacktestPlan) -> dict:
+    served = warehouse.read_table(SERVED, day)
+    legs = warehouse.read_table(VALID, day).select(
+        "trip_id", "origin_lat", "origin_lng", "dest_lat", "dest_lng"
+    )
+    legs = served.select("trip_id").join(legs, on="trip_id", how="left", maintain_order="left")
+    qcols = sorted(
+        (c for c in served.columns if c.startswith("q") and c[1:].isdigit()), key=lambda c: int(c[1:])
+    )
+    quantiles = [int(c[1:]) / 100 for c in qcols]
+    mask = district_mask(legs, plan.district_cells, plan.district_resolution)
+    return day_scores(served["duration_s"].to_numpy(), served.select(qcols).to_numpy(), quantiles, mask)
+
+
+def _reasons(warehouse: Warehouse, day: str) -> tuple[bool, bool, str]:
+    drift = warehouse.read_json(DRIFT, day) if warehouse.has(DRIFT, day, ".json") else {}
+    performance = warehouse.read_json(PERFORMANCE, day) if warehouse.has(PERFORMANCE, day, ".json") else {}
+    reasons = [*drift.get("reasons", []), *performance.get("reasons", [])]
+    return bool(drift.get("trigger")), bool(performance.get("trigger")), "; ".join(reasons)
+
+
+def replay(plan: BacktestPlan, progress: Callable[[str], None] | None = None) -> list[BacktestDay]:
+    """Run the plan through Dagster; one `BacktestDay` per day after the warm-up."""
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+    from pipelines.instance import dagster_instance
+
+    if plan.strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {plan.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if plan.home.exists():
+        shutil.rmtree(plan.home)  # a backtest starts from nothing: no champion, no runs
+    warehouse = Warehouse(root=str(plan.home / "pipeline"))
+    registry = ModelRegistry(
+        tracking_uri=f"sqlite:///{plan.home / 'mlflow' / 'mlflow.db'}?timeout=60",
+        artifacts_dir=str(plan.home / "mlflow" / "artifacts"),
+    )
+    (plan.home / "mlflow").mkdir(parents=True, exist_ok=True)
+    defs = build_definitions(
+        plan.source, plan.start, plan.timezone, warehouse, registry, plan.drift, plan.window_days
+    )
+    monitoring = defs.resolve_job_def("daily_monitoring_job")
+    retraining = defs.resolve_job_def("retraining_job")
+    sensor = defs.resolve_sensor_def("drift_retraining_sensor")
+    config = _run_config(plan)
+    records: list[BacktestDay] = []
+    cursor = None
+    say = progress or (lambda _: None)
+    with dagster_instance(plan.home) as instance:
+
+        def retrain(
+            day: str, trigger: str, record: BacktestDay | None = None, recipe: dict | None = None
+        ) -> None:
+            run_config = config
+            if recipe:  # the sensor's overrides on top of the backtest's own training settings
+                training = {**plan.training, **recipe}
+                ops = {
+                    **config["ops"],
+                    "candidate_model": {"config": training},
+                    "model_evaluation": {"config": training},
+                }
+                run_config = {**config, "ops": ops}
+            result = retraining.execute_in_process(
+                partition_key=day,
+                instance=instance,
+                run_config=run_config,
+                tags={TRIGGER_TAG: trigger},
+                raise_on_error=False,
+            )
+            evaluation = (
+                warehouse.read_json(EVALUATION, day) if warehouse.has(EVALUATION, day, ".json") else {}
+            )
+            promoted = (
+                warehouse.has(PROMOTION, day, ".json") and warehouse.read_json(PROMOTION, day)["promoted"]
+            )
+            blocked = not result.success
+            say(
+                f"{day}: retrained ({trigger}) -> v{evaluation.get('version')}, "
+                f"{'promoted' if promoted else 'blocked' if blocked else 'not promoted'}"
+            )
+            if record is not None:
+                decision = evaluation.get("decision", {})
+                record.retrained, record.promoted, record.blocked = True, bool(promoted), blocked
+                record.candidate_version = evaluation.get("version")
+                record.candidate_pinball = (decision.get("challenger") or {}).get("pinball_mean", math.nan)
+                record.champion_pinball = (decision.get("champion") or {}).get("pinball_mean", math.nan)
+
+        for index in range(plan.days):
+            day = _partition(plan.start, index)
+            began = time.perf_counter()
+            if index < plan.window_days:
+                monitoring.execute_in_process(
+                    partition_key=day,
+                    instance=instance,
+                    asset_selection=[dg.AssetKey(k) for k in INGEST_KEYS],
+                    run_config=QUIET_LOGS,
+                )
+                if index == plan.window_days - 1:
+                    retrain(day, "initial")
+                continue
+            monitoring.execute_in_process(partition_key=day, instance=instance, run_config=QUIET_LOGS)
+            record = BacktestDay(plan.strategy, day, index, index in plan.active_days)
+            served = warehouse.read_json(SERVED, day)
+            record.champion_version = served.get("champion_version")
+            if served.get("served"):
+                for key, value in _served_scores(warehouse, day, plan).items():
+                    setattr(record, key, value)
+            record.drift_flag, record.coverage_flag, record.reasons = _reasons(warehouse, day)
+            record.trigger = record.drift_flag or record.coverage_flag
+            requests = []
+            if plan.strategy == "nightly":
+                requests = [(day, "nightly", None)]
+            elif plan.strategy == "on":
+                context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+                result = sensor(context)
+                cursor = result.cursor
+                requests = [
+                    (
+                        r.partition_key,
+                        "drift",
+                        (r.run_config or {}).get("ops", {}).get("candidate_model", {}).get("config"),
+                    )
+                    for r in result.run_requests
+                ]
+            for partition, trigger, recipe in requests:
+                retrain(partition, trigger, record, recipe)
+            record.seconds = time.perf_counter() - began
+            records.append(record)
+            say(
+                f"{day} (day {index}): v{record.champion_version} cov80 {record.coverage_80:.3f} "
+                f"district {record.district_coverage_80:.3f} trigger={record.trigger}"
+            )
+    return records
+
+
+def write_outputs(folder: Path, strategy: str, records: list[BacktestDay], summary: dict) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    table = day_table(records)
+    csv = folder / f"days_{strategy}.csv"
+    table.write_csv(csv)
+    summary_path = folder / f"summary_{strategy}.json"
+    summary_path.write_text(json.dumps(summary, indent=2, default=str))
+    return {"table": csv, "summary": summary_path}
+
+
+def load_strategies(folder: Path) -> dict[str, list[BacktestDay]]:
+    """Every strategy's per-day table already written in `folder` (to plot them together)."""
+    out = {}
+    for strategy in STRATEGIES:
+        path = folder / f"days_{strategy}.csv"
+        if path.exists():
+            rows = pl.read_csv(path, infer_schema_length=None).to_dicts()
+            out[strategy] = [BacktestDay(**row) for row in rows]
+    return out
+
+
+def judge(records: list[BacktestDay], plan: BacktestPlan) -> dict:
+    """Alarms against the ground truth and (with a drifted district) the recovery after the onset."""
+    summary = {"strategy": plan.strategy, "alarms": alarms(records, plan.onset_index).as_dict()}
+    if plan.onset_index is not None and plan.district_cells:
+        summary["recovery"] = recovery(records, plan.onset_index).as_dict()
+    served = [r for r in records if r.n]
+    summary["retrainings"] = sum(r.retrained for r in records)
+    summary["promotions"] = sum(r.promoted for r in records)
+    summary["blocked"] = sum(r.blocked for r in records)
+    # the gate compares both models on the candidate's test window: a promotion of a worse model would show here
+    summary["promoted_worse"] = sum(r.promoted and r.candidate_pinball > r.champion_pinball for r in records)
+    summary["mean_coverage_80"] = sum(r.coverage_80 for r in served) / len(served) if served else None
+    return summary
+
+
+def synthetic_plan(
+    strategy: str,
+    scenario: str,
+    days: int,
+    folder: Path,
+    trips_per_day: int = 4000,
+    seed: int = 7,
+    onset_day: int = 30,
+    window_days: int = 28,
+    training: dict | None = None,
+    drift: DriftDetector | None = None,
+) -> BacktestPlan:
+    """A backtest of the simulated city; the raw days are shared by the strategies of one folder."""
+    from pipelines.definitions import SYNTHETIC_TIMEZONE
+    from pipelines.resources import SYNTHETIC_START, SyntheticCitySource
+
+    source = SyntheticCitySource(
+        raw_dir=str(folder / "raw"),
+        scenario=scenario,
+        seed=seed,
+        onset_day=onset_day,
+        trips_per_day=trips_per_day,
+    )
+    truth = source.ground_truth(days)
+    district = truth["affected_h3_cells"] if truth["effects"]["district"] else []
+    return BacktestPlan(
+        strategy=strategy,
+        days=days,
+        home=folder / strategy,
+        source=source,
+        start=SYNTHETIC_START,
+        timezone=SYNTHETIC_TIMEZONE,
+        window_days=window_days,
+        onset_index=truth["onset_day"],
+        district_cells=district,
+        district_resolution=truth["h3_resolution"],
+        active_days=truth["active_days"],
+        training=training or dict(FAST_TRAINING),
+        drift=drift or DriftDetector(),
+    )
+
+
+def citibike_plan(strategy: str, days: int, folder: Path, start: str, window_days: int = 28) -> BacktestPlan:
+    """A backtest of the Citi Bike Jersey City months beside the checkout (no ground truth: alarms only)."""
+    from data_contracts.home import shared_data_dir
+    from pipelines.resources import FolderSource
+
+    data = shared_data_dir() / "citibike_jersey_city"
+    if not data.is_dir():
+        raise FileNotFoundError(f"no Citi Bike data at {data}")
+    return BacktestPlan(
+        strategy=strategy,
+        days=days,
+        home=folder / strategy,
+        source=FolderSource(adapter="citibike", folder=str(data)),
+        start=start,
+        timezone="America/New_York",
+        window_days=window_days,
+    )
+
+
+def run_plans(plans: list[BacktestPlan], folder: Path, progress=None) -> dict:
+    """Replay each plan, write its table and summary, and the plot of every strategy in `folder`."""
+    from models.backtest import coverage_over_time_plot
+
+    summaries = {}
+    for plan in plans:
+        if isinstance(plan.source, _synthetic_type()):
+            plan.source.simulate(plan.days)  # every day on disk before the replay starts
+        began = time.perf_counter()
+        records = replay(plan, progress)
+        summary = {**judge(records, plan), "seconds": round(time.perf_counter() - began, 1)}
+        summary["outputs"] = {
+            k: str(v) for k, v in write_outputs(folder, plan.strategy, records, summary).items()
+        }
+        summaries[plan.strategy] = summary
+    first = plans[0]
+    plot = coverage_over_time_plot(
+        load_strategies(folder),
+        folder / "coverage_over_time.png",
+        first.onset_index,
+        title=folder.name,
+    )
+    return {"folder": str(folder), "plot": str(plot), "strategies": summaries}
+
+
+def _synthetic_type():
+    from pipelines.resources import SyntheticCitySource
+
+    return SyntheticCitySource

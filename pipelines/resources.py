@@ -1,0 +1,340 @@
+"""Resources: where the pipeline reads trips, keeps its tables, registers models and judges drift.
+
+Each is a `ConfigurableResource` whose defaults resolve under ETA_HOME *when used* (not at import), so a test
+swaps in temp-dir versions by passing paths, and the real deployment sets them from config or `EnvVar`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from data_contracts.home import eta_home
+
+SYNTHETIC_START = "2026-01-05"  # the simulated city's first day (the demo and the partitions start here)
+MONITORING_EXPERIMENT = "eta-monitoring"  # one MLflow run per monitored day
+
+
+def _day(partition_key: str) -> date:
+    return date.fromisoformat(partition_key)
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The pipeline's outputs: one Parquet or JSON file per asset and daily partition, plus reports,
+    plots and the per-model monitoring references. `root` empty means ETA_HOME/pipeline."""
+
+    root: str = ""
+
+    @property
+    def base(self) -> Path:
+        return Path(self.root) if self.root else eta_home() / "pipeline"
+
+    def path(self, asset: str, partition: str, suffix: str = ".parquet") -> Path:
+        return self.base / asset / f"date={partition}{suffix}"
+
+    def has(self, asset: str, partition: str, suffix: str = ".parquet") -> bool:
+        return self.path(asset, partition, suffix).exists()
+
+    def write_table(self, asset: str, partition: str, frame: pl.DataFrame) -> Path:
+        path = self.path(asset, partition)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        frame.write_parquet(tmp)
+        os.replace(tmp, path)  # readers never see half a file
+        return path
+
+    def read_table(self, asset: str, partition: str) -> pl.DataFrame:
+        path = self.path(asset, partition)
+        if not path.exists():
+            raise FileNotFoundError(f"{asset} has no partition {partition} ({path}); materialize it first")
+        return pl.read_parquet(path)
+
+    def write_json(self, asset: str, partition: str, payload: dict) -> Path:
+        path = self.path(asset, partition, ".json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload, indent=2, default=str))
+        return path
+
+    def read_json(self, asset: str, partition: str) -> dict:
+        path = self.path(asset, partition, ".json")
+        if not path.exists():
+            raise FileNotFoundError(f"{asset} has no partition {partition} ({path}); materialize it first")
+        return json.loads(path.read_text())
+
+    def folder(self, *parts: str) -> Path:
+        path = self.base.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def reference_dir(self, version: int) -> Path:
+        return self.base / "references" / f"v{version}"
+
+
+class TripSource(dg.ConfigurableResource):
+    """Where a day's raw trips come from; `stage` maps them onto the contract columns (not yet validated)."""
+
+    @property
+    def source_name(self) -> str:
+        raise NotImplementedError
+
+    def files_for(self, partition: str) -> list[Path]:
+        raise NotImplementedError
+
+    def stage(self, partition: str) -> pl.DataFrame:
+        raise NotImplementedError
+
+
+class SyntheticCitySource(TripSource):
+    """The simulated city as a trip source. A day missing from `raw_dir` is simulated on first request
+    (deterministic for the settings, so re-simulating writes the same bytes); `raw_dir` empty means
+    ETA_HOME/data/synthetic/<scenario>/raw."""
+
+    raw_dir: str = ""
+    start: str = SYNTHETIC_START
+    seed: int = 7
+    scenario: str = "stationary"
+    onset_day: int = 30
+    trips_per_day: int = 4000
+    dirty_fraction: float = 0.01
+
+    @property
+    def source_name(self) -> str:
+        return "synthetic"
+
+    @property
+    def folder(self) -> Path:
+        if self.raw_dir:
+            return Path(self.raw_dir)
+        return eta_home() / "data" / "synthetic" / self.scenario / "raw"
+
+    def simulate(self, days: int) -> None:
+        """Write the first `days` days of the city (every day's file is replaced by identical bytes)."""
+        from data_contracts.synthetic.generate import generate_city
+
+        generate_city(
+            self.folder,
+            days=days,
+            start=_day(self.start),
+            seed=self.seed,
+            scenario=self.scenario,
+            trips_per_day=self.trips_per_day,
+            dirty_fraction=self.dirty_fraction,
+            onset_day=self.onset_day,
+        )
+
+    def files_for(self, partition: str) -> list[Path]:
+        day = _day(partition)
+        offset = (day - _day(self.start)).days
+        if offset < 0:
+            raise ValueError(f"the simulated city starts on {self.start}; no trips on {partition}")
+        path = self.folder / f"date={partition}" / "trips.parquet"
+        if not path.exists():
+            self.simulate(offset + 1)
+        return [path]
+
+    def stage(self, partition: str) -> pl.DataFrame:
+        """The day's raw legs mapped onto the contract columns (with lineage and the raw row)."""
+        from data_contracts.sources.synthetic import SyntheticCityAdapter
+
+        adapter = SyntheticCityAdapter()
+        return pl.concat([adapter.stage(f) for f in self.files_for(partition)], how="vertical_relaxed")
+
+    def ground_truth(self, days: int) -> dict:
+        from data_contracts.synthetic.scenarios import scenario_ground_truth
+
+        return scenario_ground_truth(self.scenario, _day(self.start), days, self.onset_day)
+
+
+class FolderSource(TripSource):
+    """Files of a real source (any registered adapter) cut into days of the source's local calendar.
+
+    Files whose name carries the partition's month (YYYYMM or YYYY-MM, as Citi Bike's monthly files do) are
+    the only ones read for that day; otherwise every file is. A row whose departure cannot be parsed has no
+    day: it is filed under the earliest day of its file, so the quarantine still shows it.
+    """
+
+    adapter: str
+    folder: str
+    mapping: str | None = None
+
+    @property
+    def source_name(self) -> str:
+        return self.adapter
+
+    def files_for(self, partition: str) -> list[Path]:
+        from data_contracts.sources import get_adapter
+        from data_contracts.sources.base import files_for
+
+        every = files_for(get_adapter(self.adapter, self._mapping()), Path(self.folder))
+        day = _day(partition)
+        tags = (day.strftime("%Y%m"), day.strftime("%Y-%m"))
+        dated = [f for f in every if any(tag in f.name for tag in tags)]
+        return dated or every
+
+    def _mapping(self) -> Path | None:
+        return Path(self.mapping) if self.mapping else None
+
+    def stage(self, partition: str) -> pl.DataFrame:
+        from data_contracts.sources import get_adapter
+
+        adapter = get_adapter(self.adapter, self._mapping())
+        frames = []
+        for path in self.files_for(partition):
+            staged = adapter.stage(path)
+            zone = staged["tz"].drop_nulls().first() if staged.height else "UTC"
+            local_day = pl.col("start_ts").dt.convert_time_zone(zone or "UTC").dt.date()
+            staged = staged.with_columns(local_day.alias("_day"))
+            staged = staged.with_columns(pl.col("_day").fill_null(staged["_day"].min()))
+            frames.append(staged.filter(pl.col("_day") == _day(partition)).drop("_day"))
+        return pl.concat(frames, how="vertical_relaxed")
+
+
+@contextmanager
+def _scoped_env(overrides: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for one call and restore them after (models.tracking reads them)."""
+    previous = {k: os.environ.get(k) for k in overrides}
+    os.environ.update(overrides)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class ModelRegistry(dg.ConfigurableResource):
+    """The MLflow registry of `eta-model`: registers challengers, moves `champion`, loads versions.
+
+    `tracking_uri` empty means the sqlite store under ETA_HOME (models.tracking); `ui_url` is where the
+    MLflow UI runs, for the links shown in Dagster."""
+
+    tracking_uri: str = ""
+    artifacts_dir: str = ""
+    ui_url: str = "http://127.0.0.1:5000"
+
+    def _env(self):
+        overrides = {}
+        if self.tracking_uri:
+            overrides["MLFLOW_TRACKING_URI"] = self.tracking_uri
+        if self.artifacts_dir:
+            overrides["ETA_MLFLOW_ARTIFACTS"] = self.artifacts_dir
+        return _scoped_env(overrides)
+
+    def register_challenger(self, result, config, gate, run_name: str, extra_params: dict):
+        """Log the run and register the version as `challenger`; the gate is judged but nothing promoted."""
+        from models.registry import log_and_register
+
+        with self._env():
+            return log_and_register(
+                result, config, gate, run_name=run_name, extra_params=extra_params, promote=False
+            )
+
+    def alias(self, name: str) -> int | None:
+        """The version an alias (champion, challenger) points at, None when unset."""
+        from models.tracking import alias_version
+
+        with self._env():
+            return alias_version(name)
+
+    def champion_version(self) -> int | None:
+        from models.tracking import CHAMPION
+
+        return self.alias(CHAMPION)
+
+    def load_version(self, version: int):
+        """The `EtaModel` of a registered version."""
+        from models.pyfunc import load_eta_model
+        from models.tracking import REGISTERED_MODEL, configure
+
+        with self._env():
+            configure()
+            model, _ = load_eta_model(f"models:/{REGISTERED_MODEL}/{version}")
+        return model
+
+    def promote(self, version: int, decision: dict) -> int | None:
+        """Point `champion` at `version`, recording the decision; returns the previous champion."""
+        from models.tracking import CHAMPION, alias_version, log_gate_decision, set_alias
+
+        with self._env():
+            previous = alias_version(CHAMPION)
+            log_gate_decision(version, {**decision, "champion_version": previous})
+            set_alias(CHAMPION, version)
+        return previous
+
+    def experiment_id(self) -> str:
+        from models.tracking import configure
+
+        with self._env():
+            return configure().experiment_id
+
+    def run_url(self, run_id: str) -> str:
+        return f"{self.ui_url}/#/experiments/{self.experiment_id()}/runs/{run_id}"
+
+    def model_url(self, version: int) -> str:
+        from models.tracking import REGISTERED_MODEL
+
+        return f"{self.ui_url}/#/models/{REGISTERED_MODEL}/versions/{version}"
+
+    def log_monitoring(
+        self, partition: str, version: int | None, metrics: dict, artifacts: list[Path]
+    ) -> str:
+        """One run per monitored day in the `eta-monitoring` experiment (metrics and the Evidently report);
+        returns the run's MLflow UI address."""
+        import mlflow
+
+        from models.tracking import configure
+
+        with self._env():
+            tracking = configure(MONITORING_EXPERIMENT)
+            with mlflow.start_run(run_name=f"monitor-{partition}") as run:
+                mlflow.set_tags({"partition": partition, "champion_version": str(version)})
+                mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+                for path in artifacts:
+                    mlflow.log_artifact(str(path), "reports")
+            configure()  # back to the training experiment for whoever logs next in this process
+        return f"{self.ui_url}/#/experiments/{tracking.experiment_id}/runs/{run.info.run_id}"
+
+
+class DriftDetector(dg.ConfigurableResource):
+    """The drift and coverage monitor's settings (see models.drift.DriftSettings for their meaning)."""
+
+    reference_sample: int = 5000
+    current_sample: int = 5000
+    seed: int = 7
+    numeric_threshold: float = 0.1
+    categorical_threshold: float = 0.1
+    drift_share: float = 0.5
+    prediction_threshold: float = 0.25
+    residual_threshold: float = 0.4
+    coverage_drop: float = 0.05
+    segment_min_legs: int = 60
+    segment_drop: float = 0.12
+    z_threshold: float = 4.0
+    save_html: bool = True
+
+    def settings(self):
+        from models.drift import DriftSettings
+
+        return DriftSettings(
+            reference_sample=self.reference_sample,
+            current_sample=self.current_sample,
+            seed=self.seed,
+            numeric_threshold=self.numeric_threshold,
+            categorical_threshold=self.categorical_threshold,
+            drift_share=self.drift_share,
+            prediction_threshold=self.prediction_threshold,
+            residual_threshold=self.residual_threshold,
+            coverage_drop=self.coverage_drop,
+            segment_min_legs=self.segment_min_legs,
+            segment_drop=self.segment_drop,
+            z_threshold=self.z_threshold,
+        )

@@ -1,0 +1,136 @@
+"""models.backtest: scoring a served day, the district mask, alarms against ground truth and recovery."""
+
+from __future__ import annotations
+
+import math
+
+import h3
+import numpy as np
+import polars as pl
+import pytest
+
+from models.backtest import (
+    BacktestDay,
+    alarms,
+    coverage_over_time_plot,
+    day_scores,
+    day_table,
+    district_mask,
+    pooled_district_coverage,
+    recovery,
+)
+
+QUANTILES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
+
+
+def test_day_scores_by_hand() -> None:
+    q = np.tile(np.array([50, 60, 80, 100, 120, 150, 170], dtype=float), (4, 1))
+    y = np.array([100.0, 160.0, 55.0, 140.0])
+    district = np.array([True, True, False, False])
+    scores = day_scores(y, q, QUANTILES, district)
+    assert scores == {
+        "n": 4,
+        "coverage_80": 0.5,  # 100 and 140 inside (60, 150)
+        "coverage_90": 1.0,
+        "mae_s": pytest.approx((0 + 60 + 45 + 40) / 4),
+        "width_80_s": 90.0,
+        "district_n": 2,
+        "district_covered_80": 1,
+        "district_coverage_80": 0.5,
+    }
+    assert math.isnan(day_scores(y, q, QUANTILES, np.zeros(4, bool))["district_coverage_80"])
+
+
+def test_district_mask_uses_origin_or_destination_cell() -> None:
+    westlands, cbd, karen = (-1.2650, 36.8040), (-1.2841, 36.8233), (-1.3190, 36.7130)
+    cell = h3.latlng_to_cell(*westlands, 8)
+    legs = pl.DataFrame(
+        {
+            "origin_lat": [westlands[0], cbd[0], cbd[0]],
+            "origin_lng": [westlands[1], cbd[1], cbd[1]],
+            "dest_lat": [cbd[0], westlands[0], karen[0]],
+            "dest_lng": [cbd[1], westlands[1], karen[1]],
+        }
+    )
+    assert district_mask(legs, [cell], 8).tolist() == [True, True, False]
+    assert district_mask(legs, [], 8).tolist() == [False, False, False]
+
+
+def _days(district: list[float], triggers: list[bool] | None = None, n: int = 100) -> list[BacktestDay]:
+    out = []
+    for i, cov in enumerate(district):
+        covered = round(cov * n)
+        out.append(
+            BacktestDay(
+                "on",
+                f"d{i}",
+                i,
+                False,
+                champion_version=1,
+                n=1000,
+                district_n=n,
+                district_covered_80=covered,
+                district_coverage_80=covered / n,
+                trigger=bool(triggers[i]) if triggers else False,
+            )
+        )
+    return out
+
+
+def test_pooled_coverage_weights_by_legs() -> None:
+    days = _days([0.5, 1.0])
+    days[1].district_n, days[1].district_covered_80 = 300, 300
+    assert pooled_district_coverage(days) == pytest.approx((50 + 300) / 400)
+
+
+def test_never_recovering_coverage_fails_the_goal() -> None:
+    rec = recovery(_days([0.8] * 5 + [0.6] * 10), onset_index=5)
+    assert rec.recovered_index is None
+    assert rec.days_to_recover is None
+    assert rec.pooled_after_3_days == pytest.approx(0.6)
+    assert not rec.goal_met
+
+
+def test_coverage_back_two_days_after_onset_meets_the_goal() -> None:
+    rec = recovery(_days([0.8] * 5 + [0.55, 0.65] + [0.8, 0.79, 0.81, 0.8, 0.8, 0.8]), onset_index=5)
+    assert rec.windows[:3] == pytest.approx(
+        [(55 + 65 + 80) / 300, (65 + 80 + 79) / 300, (80 + 79 + 81) / 300]
+    )
+    assert rec.recovered_index == 7
+    assert rec.days_to_recover == 2
+    assert rec.goal_met
+
+
+def test_coverage_back_only_after_five_days_misses_the_goal() -> None:
+    rec = recovery(_days([0.8] * 5 + [0.6] * 5 + [0.8] * 6), onset_index=5)
+    assert rec.days_to_recover == 5
+    assert not rec.goal_met
+
+
+def test_alarms_count_false_ones_before_onset_and_time_the_first_after() -> None:
+    triggers = [False, True, False, False, False, False, True, True]
+    result = alarms(_days([0.8] * 8, triggers), onset_index=4)
+    assert result.quiet_days == 4
+    assert result.false_alarms == 1
+    assert result.false_alarm_rate == 0.25
+    assert result.first_alarm_after_onset == 2
+    stationary = alarms(_days([0.8] * 8, triggers), onset_index=None)
+    assert stationary.quiet_days == 8
+    assert stationary.false_alarms == 3
+    assert stationary.first_alarm_after_onset is None
+
+
+def test_unserved_days_are_not_judged() -> None:
+    days = _days([0.8, 0.8], [True, True])
+    days[0].champion_version = None
+    assert alarms(days, None).days_judged == 1
+
+
+def test_day_table_and_plot(tmp_path) -> None:
+    days = _days([0.8, 0.6, 0.7])
+    days[1].promoted = True
+    table = day_table(days)
+    assert table.height == 3
+    assert table["district_coverage_80"].to_list() == pytest.approx([0.8, 0.6, 0.7])
+    path = coverage_over_time_plot({"on": days, "off": _days([0.8, 0.6, 0.6])}, tmp_path / "p.png", 1)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
