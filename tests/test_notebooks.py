@@ -45,3 +45,9 @@ def test_01_explore_trips(shared_data: Path) -> None:
 def test_02_model_report(tmp_path: Path) -> None:
     # needs only the synthetic city, so it runs even where ../shared/data is absent
     run_notebook("02_model_report.py", {"ETA_NOTEBOOK_SMALL": "1", "ETA_HOME": str(tmp_path)})
+
+
+@pytest.mark.slow
+def test_03_drift_and_retraining(tmp_path: Path) -> None:
+    # the simulated city only: runs even where ../shared/data is absent
+    run_notebook("03_drift_and_retraining.py", {"ETA_NOTEBOOK_SMALL": "1", "ETA_HOME": str(tmp_path)})
