@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import polars as pl
 import pytest
@@ -17,14 +16,12 @@ from eta_cli.main import app
 runner = CliRunner()
 
 
-def test_help_is_fast_because_imports_are_lazy() -> None:
-    # a budget, not a benchmark: the full stack takes ~17 s to import, the help must not pay for it
-    started = time.perf_counter()
+def test_help_imports_nothing_heavy() -> None:
+    # the full stack takes ~17 s to import; `eta --help` must not pay for it (what is imported, not a timing)
     out = subprocess.run(
         [sys.executable, "-m", "eta_cli.main", "--help"], capture_output=True, text=True, check=True
     )
     assert "ingest" in out.stdout
-    assert time.perf_counter() - started < 8
     probe = "import eta_cli.main, sys; print(sorted(m for m in ('mlflow','evidently','dagster','lightgbm') if m in sys.modules))"
     assert (
         subprocess.run(
