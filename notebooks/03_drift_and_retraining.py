@@ -41,8 +41,10 @@ plans = [
     )
     for strategy in ("off", "on")
 ]
-summaries = run_plans(plans, folder)
-pl.DataFrame([{k: v for k, v in s.items() if not isinstance(v, dict)} for s in summaries.values()])
+result = run_plans(plans, folder)
+pl.DataFrame(
+    [{k: v for k, v in s.items() if not isinstance(v, dict)} for s in result["strategies"].values()]
+)
 
 # %% [markdown]
 # ## Coverage over time (the dashed line is the onset; markers are drift alerts and promotions)
