@@ -212,34 +212,47 @@ def _print_backtest(payload: dict, console) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    out = Console()
+    out = Console(width=max(Console().width, 120))
+    truth = any(
+        "recovery" in s or s["alarms"]["first_alarm_after_onset"] is not None
+        for s in payload["strategies"].values()
+    )
     table = Table(title=f"backtest {Path(payload['folder']).name}")
-    for column in (
-        "strategy",
-        "false alarms",
+    alarm_column = "false alarms (before onset)" if truth else "alarm days (no ground truth)"
+    columns = [
+        alarm_column,
         "first alarm after onset",
         "retrainings",
         "promotions",
-        "district 80% cov. (onset+3..end)",
-        "back within ±3 pts after",
-        "goal met",
-    ):
-        table.add_column(column)
+        "blocked",
+        "mean 80% cov.",
+    ]
+    columns += ["district 80% cov. onset+3..end", "back within ±3 pts after", "goal met"]
+    table.add_column("strategy")
+    for column in columns:
+        table.add_column(column, justify="right")
     for name, summary in payload["strategies"].items():
         alarms = summary["alarms"]
         rec = summary.get("recovery") or {}
-        table.add_row(
-            name,
+        first = alarms["first_alarm_after_onset"]
+        row = [
             f"{alarms['false_alarms']}/{alarms['quiet_days']}",
-            "-" if alarms["first_alarm_after_onset"] is None else f"{alarms['first_alarm_after_onset']} d",
+            "-" if first is None else f"day {first}",
             str(summary["retrainings"]),
             str(summary["promotions"]),
-            "-" if not rec else f"{rec['pooled_after_3_days']:.3f}",
-            "-"
-            if not rec
-            else ("never" if rec["days_to_recover"] is None else f"{rec['days_to_recover']} d"),
-            "-" if not rec else ("yes" if rec["goal_met"] else "no"),
-        )
+            str(summary["blocked"]),
+            "-" if summary["mean_coverage_80"] is None else f"{summary['mean_coverage_80']:.3f}",
+        ]
+        if rec:
+            delay = rec["days_to_recover"]
+            row += [
+                f"{rec['pooled_after_3_days']:.3f}",
+                "never" if delay is None else f"{delay} d",
+                "yes" if rec["goal_met"] else "no",
+            ]
+        else:
+            row += ["-", "-", "-"]
+        table.add_row(name, *row)
     out.print(table)
     out.print(f"per-day tables and summaries in {payload['folder']}; plot {payload['plot']}")
 

@@ -191,15 +191,22 @@ def coverage_over_time_plot(
     nominal: float = 0.8,
     tolerance: float = 0.03,
     title: str = "",
+    min_legs: int = 30,
 ) -> Path:
-    """Overall and district 80% coverage per day, one line per strategy, retrain and promote events marked."""
+    """80% coverage per day, overall and (when the scenario has one) in the drifted district, one line per
+    strategy; triangles mark days after which a retrained model was promoted. Days with fewer than
+    `min_legs` served legs (a closed service, a storm) are left out: their coverage is noise."""
     plt = _pyplot()
-    fig, axes = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
+    panels = [("coverage_80", "all legs")]
+    if any(d.district_n for days in strategies.values() for d in days):
+        panels.append(("district_coverage_80", "legs touching the drifted district"))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.5 * len(panels)), sharex=True, squeeze=False)
     for name, days in strategies.items():
-        served = _served(days)
-        x = [d.day_index for d in served]
-        for ax, key in ((axes[0], "coverage_80"), (axes[1], "district_coverage_80")):
-            (line,) = ax.plot(x, [getattr(d, key) for d in served], marker=".", label=name)
+        served = [d for d in _served(days) if d.n >= min_legs]
+        for ax, (key, _) in zip(axes[:, 0], panels, strict=True):
+            (line,) = ax.plot(
+                [d.day_index for d in served], [getattr(d, key) for d in served], marker=".", label=name
+            )
             promoted = [d for d in served if d.promoted]
             ax.scatter(
                 [d.day_index for d in promoted],
@@ -208,14 +215,14 @@ def coverage_over_time_plot(
                 s=60,
                 color=line.get_color(),
             )
-    for ax, label in ((axes[0], "all legs"), (axes[1], "legs touching the drifted district")):
+    for ax, (_, label) in zip(axes[:, 0], panels, strict=True):
         ax.axhspan(nominal - tolerance, nominal + tolerance, color="green", alpha=0.1)
         ax.axhline(nominal, color="green", linestyle="--", linewidth=1)
         if onset_index is not None:
             ax.axvline(onset_index, color="red", linestyle=":", label="onset")
         ax.set(ylabel=f"{round(nominal * 100)}% coverage", title=label, ylim=(0.3, 1.0))
         ax.legend(loc="lower left", fontsize=8)
-    axes[1].set_xlabel("day of the run (triangles: a retrained model was promoted after that day)")
+    axes[-1, 0].set_xlabel("day of the run (triangles: a retrained model was promoted after that day)")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -29,9 +29,10 @@ SYNTHETIC_TIMEZONE = "Africa/Nairobi"
 # How a drift-requested retraining differs from the nightly one (TrainingConfig overrides). Drift means the
 # recent days matter most: speed aggregates over the last 3 days instead of 28, and a test window of one day
 # (calibration ~3 days), so that the shipped aggregates reach the day before the run and the gate judges the
-# candidate on the drifted day itself. On `regional_slowdown` this lifts the slowed district's 80% coverage
-# from ~0.60 to ~0.73 within days of the onset where the nightly recipe stays at ~0.60 (see the backtest).
-DRIFT_RECIPE: dict = {"lookback_days": 3, "split": [0.85, 0.1, 0.05]}
+# candidate on the drifted day itself. A regional drift hurts few legs, so a candidate that repairs them can
+# lose a little on the average: the gate then accepts up to 1% higher mean pinball loss (only for
+# drift-requested runs; the nightly gate stays strict). Measured effects: see the backtest report.
+DRIFT_RECIPE: dict = {"lookback_days": 3, "split": [0.85, 0.1, 0.05], "pinball_tolerance": 0.01}
 
 
 def daily_partitions(start: str = SYNTHETIC_START, timezone: str = SYNTHETIC_TIMEZONE):

@@ -313,11 +313,12 @@ class DriftDetector(dg.ConfigurableResource):
     numeric_threshold: float = 0.1
     categorical_threshold: float = 0.1
     drift_share: float = 0.5
-    prediction_threshold: float = 0.25
+    prediction_threshold: float = 0.4
     residual_threshold: float = 0.4
     coverage_drop: float = 0.05
     segment_min_legs: int = 60
     segment_drop: float = 0.12
+    segment_slack: float = 0.05
     z_threshold: float = 4.0
     save_html: bool = True
 
@@ -336,5 +337,6 @@ class DriftDetector(dg.ConfigurableResource):
             coverage_drop=self.coverage_drop,
             segment_min_legs=self.segment_min_legs,
             segment_drop=self.segment_drop,
+            segment_slack=self.segment_slack,
             z_threshold=self.z_threshold,
         )
