@@ -23,7 +23,7 @@ import polars as pl
 
 from features.geometry import leg_haversine_km
 from features.keys import AS_OF_DAY, with_leg_keys
-from features.legs import conform_legs, zones_of
+from features.legs import SMALL_BATCH_LEGS, collect_all_batch, collect_batch, conform_legs, zones_of
 from features.levels import Level, distinct_levels, log_speed
 from features.spec import FeatureSpec
 
@@ -38,7 +38,7 @@ class AggregateSource(Protocol):
 
     spec: FeatureSpec
 
-    def stats_for(self, rows: pl.LazyFrame) -> pl.LazyFrame: ...
+    def stats_for(self, rows: pl.LazyFrame, legs: int = ...) -> pl.LazyFrame: ...
 
 
 def _cumulative(keyed: pl.LazyFrame, keys: tuple[str, ...]) -> pl.DataFrame:
@@ -98,7 +98,7 @@ def _level_columns(keyed: pl.DataFrame, stats: pl.LazyFrame, level: Level, on: l
 
 def _with_level_columns(keyed: pl.DataFrame, per_level: list[pl.LazyFrame]) -> pl.LazyFrame:
     # in-memory engine: polars 2.1's streaming engine is ~5x slower on order-keeping left joins
-    frames = pl.collect_all(per_level, engine="in-memory")
+    frames = collect_all_batch(per_level, keyed.height)
     columns = [column for frame in frames for column in frame.get_columns()]
     if any(len(column) != keyed.height for column in columns):
         raise RuntimeError("aggregate statistics are not unique per key")  # would misalign rows
@@ -142,9 +142,9 @@ class AggregateTable:
         )
         return cls(spec, {level.name: _cumulative(keyed, level.keys) for level in distinct_levels(spec)})
 
-    def stats_for(self, rows: pl.LazyFrame) -> pl.LazyFrame:
-        """Each row's statistics at its own `as_of_day` snapshot."""
-        keyed = rows.collect()  # materialized once: every level reads its keys from it
+    def stats_for(self, rows: pl.LazyFrame, legs: int = SMALL_BATCH_LEGS) -> pl.LazyFrame:
+        """Each row's statistics at its own `as_of_day` snapshot (`legs`: the batch size, if known)."""
+        keyed = collect_batch(rows, legs)  # materialized once: every level reads its keys from it
         per_level = []
         for level in distinct_levels(self.spec):
             on = [*level.keys, AS_OF_DAY]
@@ -173,9 +173,9 @@ class FrozenAggregates:
     as_of: date
     tables: dict[str, pl.DataFrame]
 
-    def stats_for(self, rows: pl.LazyFrame) -> pl.LazyFrame:
-        """Every row gets the frozen snapshot, whatever its own start day."""
-        keyed = rows.collect()
+    def stats_for(self, rows: pl.LazyFrame, legs: int = SMALL_BATCH_LEGS) -> pl.LazyFrame:
+        """Every row gets the frozen snapshot, whatever its own start day (`legs`: the batch size)."""
+        keyed = collect_batch(rows, legs)
         per_level = [
             _level_columns(keyed, self.tables[level.name].lazy(), level, list(level.keys))
             for level in distinct_levels(self.spec)

@@ -9,7 +9,7 @@ from features.calendar import cyclic
 from features.cells import cell_column, grid_distance
 from features.geometry import bearing_deg, leg_haversine_km
 from features.keys import with_leg_keys
-from features.legs import conform_legs, zones_of
+from features.legs import collect_batch, conform_legs, zones_of
 from features.levels import aggregate_features
 from features.spec import FeatureSpec
 
@@ -61,10 +61,9 @@ def build_features(
         raise ValueError(
             f"aggregates were built with spec {aggregates.spec.version}, not this spec {spec.version}"
         )
-    conformed = conform_legs(legs).collect()
-    keyed = with_leg_keys(conformed.lazy(), zones_of(conformed.lazy()), spec)
-    frame = with_leg_features(aggregates.stats_for(keyed), spec).with_columns(aggregate_features(spec))
+    n = legs.height if isinstance(legs, pl.DataFrame) else legs.select(pl.len()).collect().item()
+    conformed = collect_batch(conform_legs(legs), n)
+    keyed = with_leg_keys(conformed.lazy(), zones_of(conformed), spec)
+    frame = with_leg_features(aggregates.stats_for(keyed, n), spec).with_columns(aggregate_features(spec))
     columns = {**spec.feature_dtypes(), **spec.context_dtypes()}
-    return frame.select(pl.col(name).cast(dtype) for name, dtype in columns.items()).collect(
-        engine="in-memory"
-    )
+    return collect_batch(frame.select(pl.col(name).cast(dtype) for name, dtype in columns.items()), n)

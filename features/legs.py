@@ -51,7 +51,36 @@ def conform_legs(legs: pl.DataFrame | pl.LazyFrame, require: tuple[str, ...] = (
     return frame.select(exprs)
 
 
-def zones_of(frame: pl.LazyFrame) -> list[str]:
+def zones_of(frame: pl.LazyFrame | pl.DataFrame) -> list[str]:
     """The distinct non-null `tz` values of a batch, sorted (the local-time branches depend on them)."""
-    zones = frame.select(pl.col("tz").drop_nulls().unique()).collect()["tz"]
+    zones = frame.lazy().select(pl.col("tz").drop_nulls().unique()).collect()["tz"]
     return sorted(zones.to_list())
+
+
+# Below this many legs a query runs the way polars' eager DataFrame methods run it. On a batch of a few
+# live legs the lazy engine's fixed cost per query dominates: measured on 2 cores, a 1-leg feature build
+# took 17 ms with default collects and 11 ms with these flags (1,000 legs: 24 -> 14 ms; 200k legs: equal).
+SMALL_BATCH_LEGS = 10_000
+
+
+def _small_batch_flags() -> pl.QueryOptFlags | None:
+    # `_eager` is what DataFrame.with_columns/select pass to collect; polars has no public name for it.
+    # polars is pinned in uv.lock, and without it every query simply runs with the default flags.
+    make = getattr(pl.QueryOptFlags, "_eager", None)
+    return make() if make is not None else None
+
+
+def collect_batch(frame: pl.LazyFrame, legs: int) -> pl.DataFrame:
+    """Collect a feature query over `legs` rows, with the eager flags for small batches (same result)."""
+    flags = _small_batch_flags() if legs < SMALL_BATCH_LEGS else None
+    if flags is None:
+        return frame.collect(engine="in-memory")
+    return frame.collect(engine="in-memory", optimizations=flags)
+
+
+def collect_all_batch(frames: list[pl.LazyFrame], legs: int) -> list[pl.DataFrame]:
+    """`collect_batch` for several queries at once (run in parallel by polars)."""
+    flags = _small_batch_flags() if legs < SMALL_BATCH_LEGS else None
+    if flags is None:
+        return pl.collect_all(frames, engine="in-memory")
+    return pl.collect_all(frames, engine="in-memory", optimizations=flags)

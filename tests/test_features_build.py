@@ -53,6 +53,20 @@ def test_training_and_serving_paths_give_identical_features(tmp_path: Path) -> N
     assert not build_features(legs, table.freeze(day - timedelta(days=2)), spec).equals(training)
 
 
+def test_small_batches_run_with_eager_flags_and_give_the_same_features(monkeypatch) -> None:
+    import features.legs
+
+    spec = FeatureSpec(lookback_days=5)
+    table = AggregateTable.from_trips(_history(), spec)
+    legs = _requests(date(2024, 3, 8))
+    assert legs.height < features.legs.SMALL_BATCH_LEGS  # below: the live-request flags
+    small = build_features(legs, table.freeze(date(2024, 3, 8)), spec)
+    monkeypatch.setattr(features.legs, "SMALL_BATCH_LEGS", 0)  # every batch runs with default flags
+    default = build_features(legs, table.freeze(date(2024, 3, 8)), spec)
+    assert_frame_equal(small, default, check_exact=True)
+    assert small["od_trips"].max() > 1
+
+
 def test_columns_and_dtypes_follow_the_spec_and_rows_keep_their_order() -> None:
     spec = FeatureSpec()
     table = AggregateTable.from_trips(_history(), spec)
