@@ -74,12 +74,16 @@ def serve(
 
 def build_bento(
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
+    rebuild: Annotated[
+        bool, typer.Option(help="Build a new Bento even if one already carries the champion's version.")
+    ] = False,
 ) -> None:
-    """Export models:/eta-model@champion into the BentoML model store and build a Bento that carries it."""
+    """Export models:/eta-model@champion into the BentoML model store and build a Bento that carries it
+    (once per champion version: an existing Bento around the same version is reused)."""
     from serving.packaging import build_bento as build
 
     try:
-        built = build()
+        built = build(reuse=not rebuild)
     except (ValueError, RuntimeError) as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from exc

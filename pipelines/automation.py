@@ -14,6 +14,7 @@ import dagster as dg
 from pipelines.assets_ingest import FEATURES, QUARANTINE, RAW, VALID, previous_days
 from pipelines.assets_model import CANDIDATE, EVALUATION, PROMOTION, TRAINING_SET
 from pipelines.assets_monitor import DRIFT, PERFORMANCE, SERVED
+from pipelines.assets_serving import BENTO
 
 INGEST_KEYS = (RAW, VALID, QUARANTINE, FEATURES)
 MONITOR_KEYS = (SERVED, DRIFT, PERFORMANCE)
@@ -38,6 +39,9 @@ def build_jobs(partitions: dg.PartitionsDefinition) -> dict:
         ),
         "retraining_job": job(
             "retraining_job", RETRAIN_KEYS, "Train, evaluate and maybe promote on the window."
+        ),
+        "packaging_job": job(
+            "packaging_job", (BENTO,), "Build the Bento that carries the champion of a day."
         ),
         "nightly_job": job(
             "nightly_job",
@@ -87,6 +91,30 @@ def build_nightly_schedule(
         ]
 
     return nightly_retraining
+
+
+def build_packaging_sensor(packaging_job) -> dg.SensorDefinition:
+    """Requests the Bento build for every day whose promotion step moved the champion."""
+
+    @dg.asset_sensor(
+        asset_key=dg.AssetKey(PROMOTION),
+        job=packaging_job,
+        name="bento_on_promotion",
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def bento_on_promotion(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+        materialization = asset_event.asset_materialization
+        if materialization is None or not _value(materialization.metadata, "promoted"):
+            return dg.SkipReason("the champion did not move")
+        version = _value(materialization.metadata, "champion_version")
+        return dg.RunRequest(
+            run_key=f"bento-v{version}",
+            partition_key=materialization.partition,
+            tags={TRIGGER_TAG: "promotion"},
+        )
+
+    return bento_on_promotion
 
 
 def _value(metadata: dict, key: str):

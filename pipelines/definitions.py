@@ -14,10 +14,17 @@ import dagster as dg
 from pipelines.assets_ingest import build_ingest_assets
 from pipelines.assets_model import build_model_assets
 from pipelines.assets_monitor import build_monitor_assets
-from pipelines.automation import build_drift_sensor, build_jobs, build_nightly_schedule
+from pipelines.assets_serving import build_serving_assets
+from pipelines.automation import (
+    build_drift_sensor,
+    build_jobs,
+    build_nightly_schedule,
+    build_packaging_sensor,
+)
 from pipelines.checks import build_checks
 from pipelines.resources import (
     SYNTHETIC_START,
+    BentoPackager,
     DriftDetector,
     ModelRegistry,
     SyntheticCitySource,
@@ -47,6 +54,7 @@ def build_definitions(
     warehouse: Warehouse | None = None,
     registry: ModelRegistry | None = None,
     drift: DriftDetector | None = None,
+    packager: BentoPackager | None = None,
     window_days: int = 28,
     lookback_days: int = 28,
     max_quarantine_share: float = 0.05,
@@ -65,6 +73,7 @@ def build_definitions(
             *build_ingest_assets(partitions, lookback_days),
             *build_model_assets(partitions, window_days),
             *build_monitor_assets(partitions),
+            *build_serving_assets(partitions),
         ]
         checks = build_checks(partitions, max_quarantine_share)
     jobs = build_jobs(partitions)
@@ -76,13 +85,15 @@ def build_definitions(
         sensors=[
             build_drift_sensor(
                 jobs["retraining_job"], recipe=DRIFT_RECIPE if drift_recipe is None else drift_recipe
-            )
+            ),
+            build_packaging_sensor(jobs["packaging_job"]),
         ],
         resources={
             "source": source or SyntheticCitySource(),
             "warehouse": warehouse or Warehouse(),
             "registry": registry or ModelRegistry(),
             "drift": drift or DriftDetector(),
+            "packager": packager or BentoPackager(),
         },
         # steps run one after another in the run's process: on two cores, a process per step would spend
         # its time importing the stack (~20 s each)

@@ -340,3 +340,19 @@ class DriftDetector(dg.ConfigurableResource):
             segment_slack=self.segment_slack,
             z_threshold=self.z_threshold,
         )
+
+
+class BentoPackager(dg.ConfigurableResource):
+    """Builds the deployable Bento that carries the registry's champion (`serving.packaging.build_bento`).
+
+    `bentofile` empty means the project's bentofile.yaml; the BentoML stores are BENTOML_HOME, by default
+    ETA_HOME/bentoml. A Bento is built once per champion version: later calls return the existing one."""
+
+    bentofile: str = ""
+
+    def build(self, registry: ModelRegistry) -> dict[str, str]:
+        from serving.packaging import BENTOFILE, build_bento
+
+        with registry._env():
+            built = build_bento(Path(self.bentofile) if self.bentofile else BENTOFILE)
+        return built.as_dict()

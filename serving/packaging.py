@@ -114,13 +114,28 @@ def build_options(bentofile: Path, model_tag: str) -> dict[str, object]:
     return {"service": config["service"], **options}
 
 
-def build_bento(bentofile: Path = BENTOFILE, name: str = "eta-model", alias: str = "champion") -> BuiltBento:
-    """Export the champion and build a versioned Bento that carries exactly it."""
+def existing_bento(model_tag: str) -> object | None:
+    """The newest Bento in the store already built around `model_tag`, if any."""
+    import bentoml
+
+    built = [b for b in bentoml.bentos.list() if b.info.labels.get("eta_model") == model_tag]
+    return max(built, key=lambda b: b.info.creation_time) if built else None
+
+
+def build_bento(
+    bentofile: Path = BENTOFILE, name: str = "eta-model", alias: str = "champion", reuse: bool = True
+) -> BuiltBento:
+    """Export the champion and build a versioned Bento that carries exactly it (with `reuse`, a Bento
+    already built around that model version is returned instead of building another)."""
     use_project_bentoml_home()
-    ensure_uv_on_path()
     import bentoml
 
     model_tag, model_version = export_champion(name, alias)
+    if reuse:
+        found = existing_bento(model_tag)
+        if found is not None:
+            return BuiltBento(str(found.tag), model_tag, model_version, found.path)
+    ensure_uv_on_path()
     options = build_options(bentofile, model_tag)
     labels = {**(options.pop("labels", None) or {}), "eta_model": model_tag}  # type: ignore[dict-item]
     bento = bentoml.bentos.build(

@@ -13,12 +13,35 @@ import polars as pl
 import pytest
 
 from pipelines.assets_ingest import FeatureConfig
+from pipelines.assets_serving import BENTO
 from pipelines.automation import INGEST_KEYS, MONITOR_KEYS, RETRAIN_KEYS
 from pipelines.checks import feature_problems
 from pipelines.definitions import DRIFT_RECIPE, build_definitions
-from pipelines.resources import DriftDetector, ModelRegistry, SyntheticCitySource, Warehouse
+from pipelines.resources import (
+    BentoPackager,
+    DriftDetector,
+    ModelRegistry,
+    SyntheticCitySource,
+    Warehouse,
+)
 
-ALL_KEYS = {*INGEST_KEYS, *MONITOR_KEYS, *RETRAIN_KEYS}
+ALL_KEYS = {*INGEST_KEYS, *MONITOR_KEYS, *RETRAIN_KEYS, BENTO}
+
+
+class RecordingPackager(BentoPackager):
+    """Test version: answers what `bentoml build` would for the registry's champion, without building
+    (tests/serving/test_bento.py builds and serves a real Bento)."""
+
+    def build(self, registry: ModelRegistry) -> dict[str, str]:
+        version = registry.champion_version()
+        return {
+            "tag": f"eta_service:test-v{version}",
+            "model_tag": f"eta-model:v{version}",
+            "model_version": str(version),
+            "path": "bentos/eta_service/test",
+        }
+
+
 # small and quick: the wiring is under test here, not the model (the gate's tolerance is wide for 300 legs/day)
 FAST = {
     "learning_rate": 0.2,
@@ -44,6 +67,7 @@ def stack(tmp_path_factory):
             tracking_uri=f"sqlite:///{root / 'mlflow.db'}?timeout=60", artifacts_dir=str(root / "artifacts")
         ),
         "drift": DriftDetector(reference_sample=400, current_sample=400),
+        "packager": RecordingPackager(),
     }
     defs = build_definitions(window_days=5, **resources)
     assets = {a.key.to_user_string(): a for a in defs.assets if len(a.keys) == 1}
@@ -78,6 +102,7 @@ def graph(stack):
     with dg.instance_for_test() as instance:
         ingest = [_materialize(stack, INGEST_KEYS, day(i), instance) for i in range(5)]
         train = _materialize(stack, RETRAIN_KEYS, day(4), instance, _training_config())
+        package = _materialize(stack, (BENTO,), day(4), instance)
         monitor = _materialize(stack, INGEST_KEYS + MONITOR_KEYS, day(5), instance)
         blocked = _materialize(
             stack,
@@ -87,7 +112,9 @@ def graph(stack):
             _training_config(coverage_tolerance=0.0),
             raise_on_error=False,
         )
-        yield SimpleNamespace(instance=instance, ingest=ingest, train=train, monitor=monitor, blocked=blocked)
+        yield SimpleNamespace(
+            instance=instance, ingest=ingest, train=train, package=package, monitor=monitor, blocked=blocked
+        )
 
 
 def _metadata(result, key: str) -> dict:
@@ -234,6 +261,14 @@ def test_training_registers_version_1_and_promotes_it(stack, graph) -> None:
     assert (stack.warehouse.reference_dir(1) / "reference.json").exists()
 
 
+def test_the_promoted_champion_is_packaged_as_a_bento(stack, graph) -> None:
+    bento = _metadata(graph.package, BENTO)
+    assert bento["champion_version"] == 1
+    assert bento["model"] == "eta-model:v1"
+    assert bento["promoted_today"] is True
+    assert stack.warehouse.read_json(BENTO, day(4))["model_version"] == "1"
+
+
 def test_the_next_day_is_served_by_the_champion_and_monitored(stack, graph) -> None:
     result = graph.monitor
     assert result.success
@@ -311,6 +346,30 @@ def test_sensor_requests_one_retraining_per_drift_event(stack) -> None:
         assert [r.partition_key for r in again.run_requests] == [day(33)]
 
 
+def test_a_promotion_requests_one_bento_build_and_a_kept_champion_none(stack) -> None:
+    sensor = stack.defs.resolve_sensor_def("bento_on_promotion")
+    with dg.instance_for_test() as instance:
+
+        def promotion(partition: str, promoted: bool, version: int) -> None:
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key="champion_promotion",
+                    partition=partition,
+                    metadata={"promoted": promoted, "champion_version": version},
+                )
+            )
+
+        promotion(day(4), True, 1)
+        first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=stack.defs))
+        assert [(r.partition_key, r.run_key) for r in first.run_requests] == [(day(4), "bento-v1")]
+        promotion(day(5), False, 1)
+        kept = sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, cursor=first.cursor, definitions=stack.defs)
+        )
+        assert kept.run_requests == []
+        assert "did not move" in kept.skip_message
+
+
 def test_nightly_schedule_catches_up_the_window_then_runs_yesterday(stack) -> None:
     schedule = stack.defs.resolve_schedule_def("nightly_retraining")
     assert schedule.cron_schedule == "0 2 * * *"
@@ -341,14 +400,15 @@ def test_definitions_load_with_jobs_schedule_and_sensor() -> None:
         "candidate_calibration",
     }
     assert [s.name for s in defs.schedules] == ["nightly_retraining"]
-    assert [s.name for s in defs.sensors] == ["drift_retraining_sensor"]
+    assert [s.name for s in defs.sensors] == ["drift_retraining_sensor", "bento_on_promotion"]
+    assert defs.resolve_sensor_def("bento_on_promotion").job_name == "packaging_job"
     assert defs.resolve_sensor_def("drift_retraining_sensor").job_name == "retraining_job"
     assert {j.name for j in defs.resolve_all_job_defs()} >= {
         "daily_monitoring_job",
         "retraining_job",
         "nightly_job",
     }
-    assert set(defs.resources) == {"source", "warehouse", "registry", "drift"}
+    assert set(defs.resources) == {"source", "warehouse", "registry", "drift", "packager"}
 
 
 def test_folder_source_cuts_monthly_files_into_local_days() -> None:

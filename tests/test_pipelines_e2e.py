@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from pipelines import ui
+from pipelines.assets_serving import BENTO
 from pipelines.automation import INGEST_KEYS, MONITOR_KEYS, RETRAIN_KEYS
 from pipelines.instance import prepare_dagster_home
 
@@ -45,4 +46,4 @@ def test_webserver_lists_the_asset_graph(webserver) -> None:
     response = httpx.post(f"{webserver.url}/graphql", json={"query": QUERY}, timeout=120)
     assert response.status_code == 200
     keys = {"/".join(node["assetKey"]["path"]) for node in response.json()["data"]["assetNodes"]}
-    assert keys == {*INGEST_KEYS, *MONITOR_KEYS, *RETRAIN_KEYS}
+    assert keys == {*INGEST_KEYS, *MONITOR_KEYS, *RETRAIN_KEYS, BENTO}
