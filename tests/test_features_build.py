@@ -67,6 +67,29 @@ def test_small_batches_run_with_eager_flags_and_give_the_same_features(monkeypat
     assert small["od_trips"].max() > 1
 
 
+def test_small_serving_batches_look_up_the_same_statistics_as_the_joins(monkeypatch) -> None:
+    import features.aggregates
+
+    spec = FeatureSpec(lookback_days=5)
+    frozen = AggregateTable.from_trips(_history(), spec).freeze(date(2024, 3, 8))
+    legs = pl.concat(
+        [
+            _requests(date(2024, 3, 8)),
+            # a leg whose courier (a key of its own level) is null, and one with a courier never seen
+            _requests(date(2024, 3, 8)).head(2).with_columns(pl.Series("courier_id", [None, "nobody"])),
+        ],
+        how="diagonal_relaxed",
+    )
+    assert legs.height <= features.aggregates.LOOKUP_LEGS
+    looked_up = build_features(legs, frozen, spec)
+    monkeypatch.setattr(features.aggregates, "LOOKUP_LEGS", -1)  # every batch joins
+    joined = build_features(legs, frozen, spec)
+    assert_frame_equal(looked_up, joined, check_exact=True)
+    assert looked_up["od_trips"].max() > 1
+    # the null courier has no courier features; the unseen one has zero trips behind its factor
+    assert looked_up["courier_trips"].tail(2).to_list() == [None, 0]
+
+
 def test_columns_and_dtypes_follow_the_spec_and_rows_keep_their_order() -> None:
     spec = FeatureSpec()
     table = AggregateTable.from_trips(_history(), spec)
