@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/backtest.py                       # every experiment
     .venv/bin/python benchmarks/backtest.py regional_slowdown     # one (the others keep their last result)
+    .venv/bin/python benchmarks/backtest.py --render              # rebuild results/ from the last payloads
 
 Each experiment replays days through the real Dagster jobs (`pipelines.backtest.run_plans`, the same code
 as `eta backtest`) with its own Dagster instance, MLflow store and warehouse under
@@ -33,7 +34,7 @@ EXPERIMENTS = {
         "synthetic",
         "regional_slowdown",
         60,
-        ("off", "on"),
+        ("off", "on", "nightly"),
         "drift-triggered retraining brings the slowed district's 80% coverage back within ±3 pts within "
         "3 days of onset; without retraining it stays broken",
     ),
@@ -59,7 +60,7 @@ def run(name: str) -> dict:
     from pipelines.backtest import citibike_plan, run_plans, synthetic_plan
 
     source, scenario, days, strategies, goal = EXPERIMENTS[name]
-    folder = eta_home() / "backtests" / f"benchmark-{name}"
+    folder = _folder(name)
     if source == "citibike":
         try:
             plans = [citibike_plan(s, days, folder, "2017-02-01") for s in strategies]
@@ -83,7 +84,9 @@ def verdict(name: str, strategies: dict) -> str:
     if name == "regional_slowdown":
         on, off = strategies["on"]["recovery"], strategies["off"]["recovery"]
         ok = on["goal_met"] and not off["goal_met"]
-        return f"{'met' if ok else 'NOT met'} (on: {_recovery(on)}; off: {_recovery(off)})"
+        nightly = strategies.get("nightly", {}).get("recovery")
+        also = f"; nightly: {_recovery(nightly)}" if nightly else ""
+        return f"{'met' if ok else 'NOT met'} (on: {_recovery(on)}; off: {_recovery(off)}{also})"
     if name == "stationary":
         worst = max(s["alarms"]["false_alarm_rate"] for s in strategies.values())
         worse = sum(s["promoted_worse"] for s in strategies.values())
@@ -134,18 +137,40 @@ def markdown(results: dict) -> str:
     return "\n".join([*lines, "", *verdicts])
 
 
+def _folder(name: str) -> Path:
+    return eta_home() / "backtests" / f"benchmark-{name}"
+
+
+def save(results: dict) -> None:
+    RESULTS_JSON.parent.mkdir(exist_ok=True)
+    RESULTS_JSON.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    RESULTS_MD.write_text(markdown({k: results[k] for k in EXPERIMENTS if k in results}) + "\n")
+
+
 def main(names: list[str]) -> None:
+    """Run the named experiments (all by default); `--render` only rebuilds the results files from the
+    payloads the experiments left in their folders."""
+    render = "--render" in names
+    names = [n for n in names if n != "--render"]
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
         raise SystemExit(f"unknown experiment(s) {unknown}; choose from {', '.join(EXPERIMENTS)}")
-    results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
-    for name in names or list(EXPERIMENTS):
+    for name in [] if render else names or list(EXPERIMENTS):
         print(f"{name}: replaying", flush=True)
-        results[name] = run(name)
-        RESULTS_JSON.parent.mkdir(exist_ok=True)
-        RESULTS_JSON.write_text(json.dumps(results, indent=1, default=str) + "\n")
-        RESULTS_MD.write_text(markdown({k: results[k] for k in EXPERIMENTS if k in results}) + "\n")
-        print(RESULTS_MD.read_text(), flush=True)
+        payload = run(name)
+        _folder(name).mkdir(parents=True, exist_ok=True)
+        (_folder(name) / "payload.json").write_text(json.dumps(payload, default=str) + "\n")
+        # re-read before writing: another experiment may have finished meanwhile
+        results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+        save({**results, name: payload})
+    if render:
+        results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+        for name in EXPERIMENTS:
+            saved = _folder(name) / "payload.json"
+            if saved.exists():
+                results[name] = json.loads(saved.read_text())
+        save(results)
+    print(RESULTS_MD.read_text(), flush=True)
 
 
 if __name__ == "__main__":
