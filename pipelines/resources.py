@@ -221,7 +221,8 @@ class ModelRegistry(dg.ConfigurableResource):
     artifacts_dir: str = ""
     ui_url: str = "http://127.0.0.1:5000"
 
-    def _env(self):
+    def environment(self):
+        """The tracking settings of this registry for the duration of a `with` block."""
         overrides = {}
         if self.tracking_uri:
             overrides["MLFLOW_TRACKING_URI"] = self.tracking_uri
@@ -233,7 +234,7 @@ class ModelRegistry(dg.ConfigurableResource):
         """Log the run and register the version as `challenger`; the gate is judged but nothing promoted."""
         from models.registry import log_and_register
 
-        with self._env():
+        with self.environment():
             return log_and_register(
                 result, config, gate, run_name=run_name, extra_params=extra_params, promote=False
             )
@@ -242,7 +243,7 @@ class ModelRegistry(dg.ConfigurableResource):
         """The version an alias (champion, challenger) points at, None when unset."""
         from models.tracking import alias_version
 
-        with self._env():
+        with self.environment():
             return alias_version(name)
 
     def champion_version(self) -> int | None:
@@ -255,7 +256,7 @@ class ModelRegistry(dg.ConfigurableResource):
         from models.pyfunc import load_eta_model
         from models.tracking import REGISTERED_MODEL, configure
 
-        with self._env():
+        with self.environment():
             configure()
             model, _ = load_eta_model(f"models:/{REGISTERED_MODEL}/{version}")
         return model
@@ -264,7 +265,7 @@ class ModelRegistry(dg.ConfigurableResource):
         """Point `champion` at `version`, recording the decision; returns the previous champion."""
         from models.tracking import CHAMPION, alias_version, log_gate_decision, set_alias
 
-        with self._env():
+        with self.environment():
             previous = alias_version(CHAMPION)
             log_gate_decision(version, {**decision, "champion_version": previous})
             set_alias(CHAMPION, version)
@@ -273,7 +274,7 @@ class ModelRegistry(dg.ConfigurableResource):
     def experiment_id(self) -> str:
         from models.tracking import configure
 
-        with self._env():
+        with self.environment():
             return configure().experiment_id
 
     def run_url(self, run_id: str) -> str:
@@ -293,7 +294,7 @@ class ModelRegistry(dg.ConfigurableResource):
 
         from models.tracking import configure
 
-        with self._env():
+        with self.environment():
             tracking = configure(MONITORING_EXPERIMENT)
             with mlflow.start_run(run_name=f"monitor-{partition}") as run:
                 mlflow.set_tags({"partition": partition, "champion_version": str(version)})
@@ -353,6 +354,6 @@ class BentoPackager(dg.ConfigurableResource):
     def build(self, registry: ModelRegistry) -> dict[str, str]:
         from serving.packaging import BENTOFILE, build_bento
 
-        with registry._env():
+        with registry.environment():
             built = build_bento(Path(self.bentofile) if self.bentofile else BENTOFILE)
         return built.as_dict()
