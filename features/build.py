@@ -9,7 +9,7 @@ from features.calendar import cyclic
 from features.cells import cell_column, grid_distance
 from features.geometry import bearing_deg, leg_haversine_km
 from features.keys import with_leg_keys
-from features.legs import collect_batch, conform_legs, zones_of
+from features.legs import SMALL_BATCH_LEGS, collect_batch, conform_legs, zones_of
 from features.levels import aggregate_features
 from features.spec import FeatureSpec
 
@@ -61,8 +61,10 @@ def build_features(
         raise ValueError(
             f"aggregates were built with spec {aggregates.spec.version}, not this spec {spec.version}"
         )
-    n = legs.height if isinstance(legs, pl.DataFrame) else legs.select(pl.len()).collect().item()
-    conformed = collect_batch(conform_legs(legs), n)
+    # a lazy input's size is known only once collected: it runs with the default flags, and only once
+    size_hint = legs.height if isinstance(legs, pl.DataFrame) else SMALL_BATCH_LEGS
+    conformed = collect_batch(conform_legs(legs), size_hint)
+    n = conformed.height
     keyed = with_leg_keys(conformed.lazy(), zones_of(conformed), spec)
     frame = with_leg_features(aggregates.stats_for(keyed, n), spec).with_columns(aggregate_features(spec))
     columns = {**spec.feature_dtypes(), **spec.context_dtypes()}
