@@ -153,9 +153,20 @@ def _folder(name: str) -> Path:
     return eta_home() / "backtests" / f"benchmark-{name}"
 
 
+def _portable(value):
+    """Paths under ETA_HOME written as `$ETA_HOME/...`: the results file names no machine's folders."""
+    if isinstance(value, dict):
+        return {k: _portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_portable(v) for v in value]
+    if isinstance(value, str):
+        return value.replace(str(eta_home()), "$ETA_HOME")
+    return value
+
+
 def save(results: dict) -> None:
     RESULTS_JSON.parent.mkdir(exist_ok=True)
-    RESULTS_JSON.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    RESULTS_JSON.write_text(json.dumps(_portable(results), indent=1, default=str) + "\n")
     RESULTS_MD.write_text(markdown({k: results[k] for k in EXPERIMENTS if k in results}) + "\n")
 
 
