@@ -38,6 +38,20 @@ def conformal_segments(features: pl.DataFrame) -> np.ndarray:
     return bands + "|" + hours
 
 
+def conformal_areas(features: pl.DataFrame, spec: FeatureSpec) -> dict[str, list[np.ndarray]]:
+    """Area keys per leg for the conformal area layers: origin, then destination, each as its coarsest H3
+    cell feature (res 7 by default) and then its region (res 6), e.g. 'r7:608...'."""
+    levels = sorted({min(spec.cell_resolutions), spec.region_resolution}, reverse=True)
+    areas: dict[str, list[np.ndarray]] = {}
+    for end in ("origin", "dest"):
+        keys = []
+        for res in levels:
+            column = f"{end}_cell_r{res}" if res in spec.cell_resolutions else f"{end}_region_r{res}"
+            keys.append((f"r{res}:" + features[column].cast(pl.String)).fill_null("").to_numpy().astype(object))
+        areas[end] = keys
+    return areas
+
+
 def feature_matrix(features: pl.DataFrame, spec: FeatureSpec) -> np.ndarray:
     """Model inputs as float32 (nulls become NaN, which the boosters treat as missing)."""
     return features.select(pl.col(name).cast(pl.Float32) for name in spec.feature_names).to_numpy()
@@ -61,7 +75,8 @@ class EtaModel:
     def predict_from_features(self, features: pl.DataFrame) -> np.ndarray:
         """Calibrated quantiles in seconds, (n, k), monotone per row."""
         raw = self.regressor.predict(feature_matrix(features, self.spec))
-        calibrated = self.calibration.apply(raw, conformal_segments(features))
+        areas = conformal_areas(features, self.spec) if self.calibration.area_layers else None
+        calibrated = self.calibration.apply(raw, conformal_segments(features), areas)
         return np.exp(calibrated)
 
     def predict_quantiles(self, legs: pl.DataFrame) -> np.ndarray:

@@ -13,12 +13,22 @@ r_i = y_i - q_t(x_i) (in log-duration space, so offsets are multiplicative) and 
 so the central interval (q_{(1-L)/2}, q_{(1+L)/2}) covers at least L of exchangeable new legs (the
 asymmetric CQR guarantee). Offsets are computed per segment (distance band x hour band) where the segment
 has enough calibration legs, falling back to the global offset otherwise.
+
+Area layers (Mondrian by place). A segment offset corrects the model where it is wrong for a kind of leg;
+it cannot see that one part of the city is slower or more variable than the model believes (a district
+whose roads slowed after the trees were fitted). An area layer is a second, sequential Mondrian step: on
+the residuals left after the segment offsets, each area with enough calibration legs gets its own extra
+offset per level (the same order statistic, so within that area the calibrated quantiles again cover as
+promised on exchangeable legs). Areas are tried from fine to coarse (e.g. the origin's H3 res-7 cell, then
+its res-6 parent): a leg belongs to the finest area that has `min_area_size` legs of its own, and areas
+too small at every level add nothing. The layers (origin, then destination) apply in the order fitted;
+the last one fitted carries the exact per-area guarantee, the earlier ones an approximate one.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +55,48 @@ def rearrange(q_pred: np.ndarray) -> np.ndarray:
     return np.sort(q_pred, axis=1)
 
 
+def assign_areas(keys_by_level: Sequence[np.ndarray], known: Mapping[str, object]) -> np.ndarray:
+    """Per row, the finest of its area keys (levels ordered fine -> coarse) that `known` holds, else ''."""
+    n = len(keys_by_level[0]) if keys_by_level else 0
+    chosen = np.full(n, "", dtype=object)
+    if not known:
+        return chosen
+    wanted = np.asarray(list(known), dtype=object)
+    for keys in reversed(keys_by_level):  # coarse first, finer levels overwrite
+        keys = np.asarray(keys, dtype=object)
+        hit = np.isin(keys, wanted)
+        chosen[hit] = keys[hit]
+    return chosen
+
+
+@dataclass
+class AreaLayer:
+    """Extra offsets per area (e.g. per origin cell) on top of the segment offsets; see the module notes."""
+
+    name: str
+    offsets: dict[str, list[float]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def offsets_for(self, keys_by_level: Sequence[np.ndarray], k: int) -> np.ndarray:
+        chosen = assign_areas(keys_by_level, self.offsets)
+        if not self.offsets:
+            return np.zeros((len(chosen), k))
+        uniques, inverse = np.unique(chosen, return_inverse=True)
+        table = np.array([self.offsets.get(key, [0.0] * k) for key in uniques], dtype=float).reshape(-1, k)
+        return table[inverse.reshape(-1)]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "offsets": self.offsets, "counts": self.counts}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> AreaLayer:
+        return cls(
+            name=str(data["name"]),
+            offsets={k: [float(v) for v in vs] for k, vs in data.get("offsets", {}).items()},
+            counts={k: int(v) for k, v in data.get("counts", {}).items()},
+        )
+
+
 @dataclass
 class ConformalCalibration:
     """Additive offsets (in the model's target space) per quantile level, globally and per segment."""
@@ -55,6 +107,8 @@ class ConformalCalibration:
     segment_counts: dict[str, int] = field(default_factory=dict)
     min_segment_size: int = 500
     n_calibration: int = 0
+    area_layers: list[AreaLayer] = field(default_factory=list)
+    min_area_size: int = 0
 
     def offsets_for(self, segments: Sequence[str] | np.ndarray | None, n: int) -> np.ndarray:
         """(n, k) offsets: each row gets its segment's offsets, or the global ones."""
@@ -68,9 +122,19 @@ class ConformalCalibration:
                 base[mask] = offsets
         return base
 
-    def apply(self, q_pred: np.ndarray, segments: Sequence[str] | np.ndarray | None = None) -> np.ndarray:
-        """Calibrated, non-crossing quantiles."""
-        return rearrange(q_pred + self.offsets_for(segments, q_pred.shape[0]))
+    def apply(
+        self,
+        q_pred: np.ndarray,
+        segments: Sequence[str] | np.ndarray | None = None,
+        areas: Mapping[str, Sequence[np.ndarray]] | None = None,
+    ) -> np.ndarray:
+        """Calibrated, non-crossing quantiles. `areas` maps each layer's name to its key arrays (fine -> coarse);
+        a layer whose keys are not given adds nothing."""
+        offsets = self.offsets_for(segments, q_pred.shape[0])
+        for layer in self.area_layers:
+            if areas is not None and layer.name in areas:
+                offsets += layer.offsets_for(areas[layer.name], q_pred.shape[1])
+        return rearrange(q_pred + offsets)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -81,6 +145,8 @@ class ConformalCalibration:
             "segment_counts": self.segment_counts,
             "min_segment_size": self.min_segment_size,
             "n_calibration": self.n_calibration,
+            "area_layers": [layer.to_dict() for layer in self.area_layers],
+            "min_area_size": self.min_area_size,
         }
 
     @classmethod
@@ -92,6 +158,8 @@ class ConformalCalibration:
             segment_counts={k: int(v) for k, v in data.get("segment_counts", {}).items()},
             min_segment_size=int(data.get("min_segment_size", 500)),
             n_calibration=int(data.get("n_calibration", 0)),
+            area_layers=[AreaLayer.from_dict(layer) for layer in data.get("area_layers", [])],
+            min_area_size=int(data.get("min_area_size", 0)),
         )
 
 
@@ -101,8 +169,12 @@ def fit_conformal(
     quantiles: Sequence[float],
     segments: Sequence[str] | np.ndarray | None = None,
     min_segment_size: int = 500,
+    areas: Mapping[str, Sequence[np.ndarray]] | None = None,
+    min_area_size: int = 150,
 ) -> ConformalCalibration:
-    """Offsets from a calibration window: y and q_pred in the same (target) space, q_pred uncalibrated."""
+    """Offsets from a calibration window: y and q_pred in the same (target) space, q_pred uncalibrated.
+
+    `areas` (optional): layer name -> area key arrays, fine to coarse, fitted in the mapping's order."""
     y = np.asarray(y, dtype=float)
     residuals = y[:, None] - q_pred
     global_offsets = [conformal_offset(residuals[:, i], q) for i, q in enumerate(quantiles)]
@@ -112,16 +184,46 @@ def fit_conformal(
         min_segment_size=min_segment_size,
         n_calibration=len(y),
     )
-    if segments is None:
-        return calibration
-    segments = np.asarray(segments, dtype=object)
-    keys, counts = np.unique(segments, return_counts=True)
-    for key, count in zip(keys, counts, strict=True):
-        calibration.segment_counts[str(key)] = int(count)
-        if count < min_segment_size:
-            continue
-        mask = segments == key
-        calibration.segment_offsets[str(key)] = [
-            conformal_offset(residuals[mask, i], q) for i, q in enumerate(quantiles)
-        ]
+    if segments is not None:
+        segments = np.asarray(segments, dtype=object)
+        keys, counts = np.unique(segments, return_counts=True)
+        for key, count in zip(keys, counts, strict=True):
+            calibration.segment_counts[str(key)] = int(count)
+            if count < min_segment_size:
+                continue
+            mask = segments == key
+            calibration.segment_offsets[str(key)] = [
+                conformal_offset(residuals[mask, i], q) for i, q in enumerate(quantiles)
+            ]
+    if areas:
+        calibration.min_area_size = min_area_size
+        adjusted = residuals - calibration.offsets_for(segments, len(y))
+        for name, keys_by_level in areas.items():
+            layer = _fit_area_layer(name, adjusted, quantiles, keys_by_level, min_area_size)
+            calibration.area_layers.append(layer)
+            adjusted = adjusted - layer.offsets_for(keys_by_level, len(quantiles))
     return calibration
+
+
+def _fit_area_layer(
+    name: str,
+    residuals: np.ndarray,
+    quantiles: Sequence[float],
+    keys_by_level: Sequence[np.ndarray],
+    min_area_size: int,
+) -> AreaLayer:
+    """Fine areas with enough legs first; a coarser area counts only the legs no finer area took."""
+    layer = AreaLayer(name)
+    taken = np.zeros(residuals.shape[0], dtype=bool)
+    for keys in keys_by_level:
+        keys = np.asarray(keys, dtype=object)
+        free_keys = keys[~taken]
+        uniques, counts = np.unique(free_keys, return_counts=True)
+        for key, count in zip(uniques, counts, strict=True):
+            if count < min_area_size or key == "":
+                continue
+            mask = (keys == key) & ~taken
+            layer.offsets[str(key)] = [conformal_offset(residuals[mask, i], q) for i, q in enumerate(quantiles)]
+            layer.counts[str(key)] = int(count)
+            taken |= mask
+    return layer

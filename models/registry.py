@@ -94,6 +94,7 @@ def log_and_register(
         "quantiles": ",".join(str(q) for q in config.quantiles),
         "split": ",".join(str(s) for s in config.split),
         "min_segment_size": config.min_segment_size,
+        "min_area_size": config.min_area_size,
         "seed": config.seed,
         "feature_spec_version": config.spec.version,
         "data_hash": result.data_hash,

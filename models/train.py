@@ -23,7 +23,7 @@ from features.aggregates import AggregateTable
 from features.build import build_features
 from features.spec import FeatureSpec
 from models import baselines
-from models.bundle import EtaModel, conformal_segments, distance_band, feature_matrix
+from models.bundle import EtaModel, conformal_areas, conformal_segments, distance_band, feature_matrix
 from models.conformal import fit_conformal
 from models.metrics import DEFAULT_LEVELS, MIN_SEGMENT_TRIPS, segment_coverage, summary_metrics
 from models.quantile import DEFAULT_QUANTILES, BoostingParams, make_regressor
@@ -40,6 +40,9 @@ class TrainConfig:
     # conformal offsets) also serve callers that do not know the road distance, e.g. the routing layer
     road_distance_dropout: float = 0.25
     min_segment_size: int = 300  # calibration legs a conformal segment needs for its own offsets
+    # conformal area layers (origin, then destination area): an area's own extra offsets once it has this
+    # many calibration legs; 0 switches the layers off (see models.conformal)
+    min_area_size: int = 150
     params: BoostingParams = field(default_factory=BoostingParams)
     spec: FeatureSpec = field(default_factory=FeatureSpec)
     levels: tuple[float, ...] = DEFAULT_LEVELS
@@ -220,7 +223,13 @@ def train_eta_model(trips: pl.DataFrame, config: TrainConfig | None = None) -> T
 
     raw_cal = regressor.predict(feature_matrix(f_cal, spec))
     calibration = fit_conformal(
-        np.log(y_cal), raw_cal, quantiles, conformal_segments(f_cal), config.min_segment_size
+        np.log(y_cal),
+        raw_cal,
+        quantiles,
+        conformal_segments(f_cal),
+        config.min_segment_size,
+        areas=conformal_areas(f_cal, spec) if config.min_area_size > 0 else None,
+        min_area_size=config.min_area_size,
     )
     # Ship what was evaluated: the aggregates are the ones the test window saw, so the registered model
     # is exactly the one measured, and scoring it later on newer legs never sees its own test labels.

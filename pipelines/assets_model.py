@@ -51,6 +51,7 @@ class TrainingConfig(dg.Config):
     median_rounds: int = 600
     spread_rounds: int = 200
     min_segment_size: int = 300
+    min_area_size: int = 150  # conformal area layers (0: off); see models.conformal
     coverage_tolerance: float = 0.03
     pinball_tolerance: float = 0.0
 
@@ -77,6 +78,7 @@ class TrainingConfig(dg.Config):
             spec=spec,
             split=tuple(self.split),
             min_segment_size=self.min_segment_size,
+            min_area_size=self.min_area_size,
             seed=self.seed,
         )
 
