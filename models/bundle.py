@@ -47,7 +47,9 @@ def conformal_areas(features: pl.DataFrame, spec: FeatureSpec) -> dict[str, list
         keys = []
         for res in levels:
             column = f"{end}_cell_r{res}" if res in spec.cell_resolutions else f"{end}_region_r{res}"
-            keys.append((f"r{res}:" + features[column].cast(pl.String)).fill_null("").to_numpy().astype(object))
+            keys.append(
+                (f"r{res}:" + features[column].cast(pl.String)).fill_null("").to_numpy().astype(object)
+            )
         areas[end] = keys
     return areas
 

@@ -223,7 +223,9 @@ def _fit_area_layer(
             if count < min_area_size or key == "":
                 continue
             mask = (keys == key) & ~taken
-            layer.offsets[str(key)] = [conformal_offset(residuals[mask, i], q) for i, q in enumerate(quantiles)]
+            layer.offsets[str(key)] = [
+                conformal_offset(residuals[mask, i], q) for i, q in enumerate(quantiles)
+            ]
             layer.counts[str(key)] = int(count)
             taken |= mask
     return layer

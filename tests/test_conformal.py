@@ -159,7 +159,8 @@ def test_area_keys_fall_back_from_fine_to_coarse() -> None:
 def test_calibration_saved_before_area_layers_still_loads() -> None:
     old = {"quantiles": [0.5], "global_offsets": [0.1], "segment_offsets": {}, "segment_counts": {}}
     restored = ConformalCalibration.from_dict(old)
-    assert restored.area_layers == [] and restored.min_area_size == 0
+    assert restored.area_layers == []
+    assert restored.min_area_size == 0
     assert restored.apply(np.zeros((2, 1)), areas={"origin": [np.array(["r7:a", ""], object)]}).tolist() == [
         [0.1],
         [0.1],
