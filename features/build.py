@@ -11,6 +11,7 @@ from features.geometry import bearing_deg, leg_haversine_km
 from features.keys import with_leg_keys
 from features.legs import SMALL_BATCH_LEGS, collect_batch, conform_legs, zones_of
 from features.levels import aggregate_features
+from features.plans import Stages, apply_stages, cached_stages
 from features.spec import FeatureSpec
 
 
@@ -25,27 +26,50 @@ def vehicle_type_code(vehicle_types: tuple[str, ...]) -> pl.Expr:
     return pl.when(pl.col("vehicle_type").is_not_null()).then(code)
 
 
-def with_leg_features(frame: pl.LazyFrame, spec: FeatureSpec) -> pl.LazyFrame:
+def leg_feature_stages(spec: FeatureSpec) -> list[list[pl.Expr]]:
     """Geometry, clock and context features of a keyed leg (cells and local clock already added)."""
     res = spec.grid_distance_resolution
     region = spec.region_resolution
     hour_sin, hour_cos = cyclic("minute_of_day", 24 * 60)
     weekday_sin, weekday_cos = cyclic(pl.col("weekday") - 1, 7)
-    frame = frame.with_columns(
-        leg_haversine_km().alias("haversine_km"),
-        grid_distance(cell_column("origin", res), cell_column("dest", res)).alias(f"grid_distance_r{res}"),
-        bearing_deg("origin_lat", "origin_lng", "dest_lat", "dest_lng").alias("bearing_deg"),
-        hour_sin.alias("hour_sin"),
-        hour_cos.alias("hour_cos"),
-        weekday_sin.alias("weekday_sin"),
-        weekday_cos.alias("weekday_cos"),
-        vehicle_type_code(spec.vehicle_types).alias("vehicle_type_code"),
-        (pl.col("precipitation_mm") > spec.rain_threshold_mm).cast(pl.Int8).alias("is_raining"),
-        pl.col(cell_column("origin", region)).alias(f"origin_region_r{region}"),
-        pl.col(cell_column("dest", region)).alias(f"dest_region_r{region}"),
-    )
     bearing_sin, bearing_cos = cyclic("bearing_deg", 360.0)  # from the column: the trig runs once
-    return frame.with_columns(bearing_sin.alias("bearing_sin"), bearing_cos.alias("bearing_cos"))
+    return [
+        [
+            leg_haversine_km().alias("haversine_km"),
+            grid_distance(cell_column("origin", res), cell_column("dest", res)).alias(
+                f"grid_distance_r{res}"
+            ),
+            bearing_deg("origin_lat", "origin_lng", "dest_lat", "dest_lng").alias("bearing_deg"),
+            hour_sin.alias("hour_sin"),
+            hour_cos.alias("hour_cos"),
+            weekday_sin.alias("weekday_sin"),
+            weekday_cos.alias("weekday_cos"),
+            vehicle_type_code(spec.vehicle_types).alias("vehicle_type_code"),
+            (pl.col("precipitation_mm") > spec.rain_threshold_mm).cast(pl.Int8).alias("is_raining"),
+            pl.col(cell_column("origin", region)).alias(f"origin_region_r{region}"),
+            pl.col(cell_column("dest", region)).alias(f"dest_region_r{region}"),
+        ],
+        [bearing_sin.alias("bearing_sin"), bearing_cos.alias("bearing_cos")],
+    ]
+
+
+def with_leg_features(frame: pl.LazyFrame, spec: FeatureSpec) -> pl.LazyFrame:
+    """Geometry, clock and context features of a keyed leg (cells and local clock already added)."""
+    return apply_stages(frame, tuple(tuple(stage) for stage in leg_feature_stages(spec)))
+
+
+def _feature_stages(spec: FeatureSpec) -> Stages:
+    """Everything after the aggregate lookup, down to the model-input dtypes (built once per spec)."""
+
+    def build() -> list[list[pl.Expr]]:
+        columns = {**spec.feature_dtypes(), **spec.context_dtypes()}
+        return [
+            *leg_feature_stages(spec),
+            aggregate_features(spec),
+            [pl.col(name).cast(dtype) for name, dtype in columns.items()],
+        ]
+
+    return cached_stages("features", spec, None, build)
 
 
 def build_features(
@@ -66,6 +90,6 @@ def build_features(
     conformed = collect_batch(conform_legs(legs), size_hint)
     n = conformed.height
     keyed = with_leg_keys(conformed.lazy(), zones_of(conformed), spec)
-    frame = with_leg_features(aggregates.stats_for(keyed, n), spec).with_columns(aggregate_features(spec))
-    columns = {**spec.feature_dtypes(), **spec.context_dtypes()}
-    return collect_batch(frame.select(pl.col(name).cast(dtype) for name, dtype in columns.items()), n)
+    *features, selected = _feature_stages(spec)
+    frame = apply_stages(aggregates.stats_for(keyed, n), tuple(features))
+    return collect_batch(frame.select(selected), n)

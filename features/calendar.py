@@ -59,20 +59,33 @@ def cyclic(value: str | pl.Expr, period: float) -> tuple[pl.Expr, pl.Expr]:
     return angle.sin(), angle.cos()
 
 
+LOCAL_DATETIME = "_local"  # intermediate column: the local wall clock, converted once, read four times
+
+
+def local_time_stages(zones: Sequence[str], spec: FeatureSpec) -> list[list[pl.Expr]]:
+    """The expressions of the local-clock columns (LOCAL_TIME_COLUMNS), in three dependent stages; they
+    leave the intermediate LOCAL_DATETIME column behind."""
+    local = pl.col(LOCAL_DATETIME)
+    return [
+        [local_datetime(zones).alias(LOCAL_DATETIME)],
+        [
+            local.dt.date().alias("local_date"),
+            local.dt.hour().cast(pl.Int8).alias("local_hour"),
+            (local.dt.hour().cast(pl.Int16) * 60 + local.dt.minute().cast(pl.Int16)).alias("minute_of_day"),
+            local.dt.weekday().cast(pl.Int8).alias("weekday"),
+        ],
+        [
+            pl.col("weekday").is_in(list(spec.weekend_days)).cast(pl.Int8).alias("is_weekend"),
+            holiday_flag(zones, spec.holidays).cast(pl.Int8).alias("is_holiday"),
+            pl.col("local_hour")
+            .replace_strict(list(range(24)), spec.band_of_hour(), return_dtype=pl.Int8)
+            .alias("hour_band"),
+        ],
+    ]
+
+
 def with_local_time(frame: pl.LazyFrame, zones: Sequence[str], spec: FeatureSpec) -> pl.LazyFrame:
     """Add the local-clock columns (LOCAL_TIME_COLUMNS) for legs whose `tz` is one of `zones`."""
-    frame = frame.with_columns(local_datetime(zones).alias("_local"))  # converted once, read four times
-    local = pl.col("_local")
-    frame = frame.with_columns(
-        local.dt.date().alias("local_date"),
-        local.dt.hour().cast(pl.Int8).alias("local_hour"),
-        (local.dt.hour().cast(pl.Int16) * 60 + local.dt.minute().cast(pl.Int16)).alias("minute_of_day"),
-        local.dt.weekday().cast(pl.Int8).alias("weekday"),
-    )
-    return frame.with_columns(
-        pl.col("weekday").is_in(list(spec.weekend_days)).cast(pl.Int8).alias("is_weekend"),
-        holiday_flag(zones, spec.holidays).cast(pl.Int8).alias("is_holiday"),
-        pl.col("local_hour")
-        .replace_strict(list(range(24)), spec.band_of_hour(), return_dtype=pl.Int8)
-        .alias("hour_band"),
-    ).drop("_local")
+    for stage in local_time_stages(zones, spec):
+        frame = frame.with_columns(stage)
+    return frame.drop(LOCAL_DATETIME)

@@ -47,16 +47,24 @@ def cell_column(end: str, resolution: int) -> str:
     return f"{end}_cell_r{resolution}"
 
 
-def with_cells(frame: pl.LazyFrame, resolutions: tuple[int, ...]) -> pl.LazyFrame:
-    """Add `{origin,dest}_cell_r{res}` for every resolution: converted once at the finest, parents derived."""
+def cell_stages(resolutions: tuple[int, ...]) -> tuple[list[pl.Expr], list[pl.Expr]]:
+    """`{origin,dest}_cell_r{res}` for every resolution: converted once at the finest, parents derived."""
     finest = max(resolutions)
     coarser = [res for res in resolutions if res != finest]
     ends = {"origin": ("origin_lat", "origin_lng"), "dest": ("dest_lat", "dest_lng")}
-    frame = frame.with_columns(
+    converted = [
         latlng_to_cell(lat, lng, finest).alias(cell_column(end, finest)) for end, (lat, lng) in ends.items()
-    )
-    return frame.with_columns(
+    ]
+    parents = [
         cell_to_parent(cell_column(end, finest), res).alias(cell_column(end, res))
         for end in ends
         for res in coarser
-    )
+    ]
+    return converted, parents
+
+
+def with_cells(frame: pl.LazyFrame, resolutions: tuple[int, ...]) -> pl.LazyFrame:
+    """Add `{origin,dest}_cell_r{res}` for every resolution (see `cell_stages`)."""
+    for stage in cell_stages(resolutions):
+        frame = frame.with_columns(stage)
+    return frame

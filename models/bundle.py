@@ -16,6 +16,7 @@ import polars as pl
 
 from features.aggregates import FrozenAggregates
 from features.build import build_features
+from features.plans import cached_stages
 from features.spec import FeatureSpec
 from models.conformal import ConformalCalibration
 from models.metrics import level_pair
@@ -56,7 +57,10 @@ def conformal_areas(features: pl.DataFrame, spec: FeatureSpec) -> dict[str, list
 
 def feature_matrix(features: pl.DataFrame, spec: FeatureSpec) -> np.ndarray:
     """Model inputs as float32 (nulls become NaN, which the boosters treat as missing)."""
-    return features.select(pl.col(name).cast(pl.Float32) for name in spec.feature_names).to_numpy()
+    (casts,) = cached_stages(
+        "feature_matrix", spec, None, lambda: [[pl.col(name).cast(pl.Float32) for name in spec.feature_names]]
+    )
+    return features.select(casts).to_numpy()
 
 
 @dataclass

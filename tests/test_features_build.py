@@ -197,3 +197,33 @@ def test_features_never_import_the_platform() -> None:
             else:
                 continue
             assert not {name.split(".")[0] for name in names} & forbidden, f"{path.name} imports {names}"
+
+
+def test_expression_stages_are_built_once_per_spec_and_zones() -> None:
+    """The plan cache hands out the same expressions for the same spec and zones, new ones otherwise, and
+    a batch built with cached stages equals one built from freshly made expressions."""
+    from features import plans
+    from features.keys import leg_key_stages, with_leg_keys
+    from features.legs import conform_legs
+
+    spec = FeatureSpec(lookback_days=5)
+    first = leg_key_stages([NAIROBI], spec)
+    assert leg_key_stages([NAIROBI], spec) is first
+    assert leg_key_stages([NAIROBI, NEW_YORK], spec) is not first
+    # a copy with other settings is another spec, even if it were given a freed spec's id
+    other = spec.model_copy(update={"weekend_days": (5, 6)})
+    assert leg_key_stages([NAIROBI], other) is not first
+
+    frozen = AggregateTable.from_trips(_history(), spec).freeze(date(2024, 3, 8))
+    legs = _requests(date(2024, 3, 8))  # a Friday (UTC)
+    cached = build_features(legs, frozen, spec)
+    plans._entries.clear()
+    assert_frame_equal(build_features(legs, frozen, spec), cached)
+    # the copy's own stages: Friday is a weekend day under its settings, not under the original's
+    conformed = conform_legs(legs).collect()
+    friday = with_leg_keys(conformed.lazy(), [NAIROBI, NEW_YORK], spec).collect()["weekday"] == 5
+    weekend_copy = with_leg_keys(conformed.lazy(), [NAIROBI, NEW_YORK], other).collect()["is_weekend"]
+    weekend_spec = with_leg_keys(conformed.lazy(), [NAIROBI, NEW_YORK], spec).collect()["is_weekend"]
+    assert friday.sum() > 0
+    assert (weekend_copy.filter(friday) == 1).all()
+    assert (weekend_spec.filter(friday) == 0).all()
