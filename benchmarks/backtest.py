@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/backtest.py                       # every experiment
     .venv/bin/python benchmarks/backtest.py regional_slowdown     # one (the others keep their last result)
     .venv/bin/python benchmarks/backtest.py --render              # rebuild results/ from the last payloads
+                                                                  # (recovery judged again from the day tables)
 
 Each experiment replays days through the real Dagster jobs (`pipelines.backtest.run_plans`, the same code
 as `eta backtest`) with its own Dagster instance, MLflow store and warehouse under
@@ -109,7 +110,9 @@ def verdict(name: str, strategies: dict) -> str:
 
 def _recovery(rec: dict) -> str:
     delay = "never" if rec["days_to_recover"] is None else f"{rec['days_to_recover']} d"
-    return f"recovered {delay}, district 80% cov. from onset+3 {rec['pooled_after_3_days']:.3f}"
+    worst = rec.get("worst_window_after")
+    weekly = f", worst {rec.get('window_days', 3)}-day window {worst:.3f}" if worst is not None else ""
+    return f"recovered {delay}, district 80% cov. from onset+3 {rec['pooled_after_3_days']:.3f}{weekly}"
 
 
 def _fmt(value, pattern: str = "{:.3f}") -> str:
@@ -170,6 +173,20 @@ def save(results: dict) -> None:
     RESULTS_MD.write_text(markdown({k: results[k] for k in EXPERIMENTS if k in results}) + "\n")
 
 
+def rejudge(payload: dict, folder: Path) -> dict:
+    """Recovery judged again from the per-day tables with the current `models.backtest.recovery` (the replay
+    is what costs; the judgement of its days can be redone at will)."""
+    from models.backtest import recovery
+    from pipelines.backtest import load_strategies
+
+    days = load_strategies(folder)
+    for strategy, summary in payload.get("strategies", {}).items():
+        if "recovery" in summary and strategy in days:
+            onset = summary["recovery"]["onset_index"]
+            summary["recovery"] = recovery(days[strategy], onset).as_dict()
+    return payload
+
+
 def main(names: list[str]) -> None:
     """Run the named experiments (all by default); `--render` only rebuilds the results files from the
     payloads the experiments left in their folders."""
@@ -191,7 +208,9 @@ def main(names: list[str]) -> None:
         for name in EXPERIMENTS:
             saved = _folder(name) / "payload.json"
             if saved.exists():
-                results[name] = json.loads(saved.read_text())
+                payload = rejudge(json.loads(saved.read_text()), _folder(name))
+                saved.write_text(json.dumps(payload, default=str) + "\n")
+                results[name] = payload
         save(results)
     print(RESULTS_MD.read_text(), flush=True)
 

@@ -112,11 +112,15 @@ class Recovery:
     nominal: float
     tolerance: float
     pooled_after_3_days: float  # district coverage pooled over days onset+3 .. end
-    recovered_index: int | None  # first day from which every 3-day pooled window stays within tolerance
+    recovered_index: int | None  # first day from which every pooled window stays within tolerance
     days_to_recover: int | None
     goal_met: bool
     within_days: int = 3
-    windows: list[float] = field(default_factory=list)  # pooled 3-day coverage starting at each day >= onset
+    windows: list[float] = field(
+        default_factory=list
+    )  # pooled coverage of the window starting at each day >= onset
+    window_days: int = 7
+    worst_window_after: float = math.nan  # the window furthest from nominal among those starting >= onset+3
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -128,24 +132,40 @@ def recovery(
     nominal: float = 0.8,
     tolerance: float = 0.03,
     within_days: int = 3,
-    window: int = 3,
+    window: int = 7,
 ) -> Recovery:
-    """Judge recovery on pooled 3-day windows: one day has ~200 district legs, whose coverage alone wobbles
-    by about +-3 points even for a perfectly calibrated model."""
+    """The goal: from `within_days` after the onset on, every `window`-day pooled district coverage is within
+    `tolerance` of nominal (and so is the coverage pooled over all those days).
+
+    Why weekly windows: a day has ~200 district legs, so even a perfectly calibrated model's daily district
+    coverage has a standard error of sqrt(0.8 * 0.2 / 200) = 2.8 points, and a 3-day window (~570 legs) 1.7
+    points: asking 25 overlapping 3-day windows all to stay within +-3 points failed a perfect model in 754 of
+    1,000 simulated 30-day runs. A 7-day window (~1,300 legs, 1.1 points) puts +-3 points at 2.7 standard
+    errors and failed 82 of the 1,000 (tests/test_backtest.py simulates this).
+    """
     after = [d for d in _served(days) if d.day_index >= onset_index]
-    windows = [
-        pooled_district_coverage(after[i : i + window]) for i in range(max(0, len(after) - window + 1))
-    ]
+    starts = range(max(0, len(after) - window + 1))
+    windows = [pooled_district_coverage(after[i : i + window]) for i in starts]
     ok = [abs(w - nominal) <= tolerance for w in windows]
     recovered = None
     for i in range(len(ok)):
         if all(ok[i:]):
             recovered = after[i].day_index
             break
+    judged = [
+        w for i, w in zip(starts, windows, strict=True) if after[i].day_index >= onset_index + within_days
+    ]
+    worst = max(judged, key=lambda w: abs(w - nominal)) if judged else math.nan
     pooled = pooled_district_coverage([d for d in after if d.day_index >= onset_index + within_days])
     delay = None if recovered is None else recovered - onset_index
-    met = delay is not None and delay <= within_days and abs(pooled - nominal) <= tolerance
-    return Recovery(onset_index, nominal, tolerance, pooled, recovered, delay, met, within_days, windows)
+    met = (
+        bool(judged)
+        and all(abs(w - nominal) <= tolerance for w in judged)
+        and abs(pooled - nominal) <= tolerance
+    )
+    return Recovery(
+        onset_index, nominal, tolerance, pooled, recovered, delay, met, within_days, windows, window, worst
+    )
 
 
 @dataclass

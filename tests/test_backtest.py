@@ -84,27 +84,53 @@ def test_pooled_coverage_weights_by_legs() -> None:
 
 
 def test_never_recovering_coverage_fails_the_goal() -> None:
-    rec = recovery(_days([0.8] * 5 + [0.6] * 10), onset_index=5)
+    rec = recovery(_days([0.8] * 5 + [0.6] * 12), onset_index=5)
     assert rec.recovered_index is None
     assert rec.days_to_recover is None
     assert rec.pooled_after_3_days == pytest.approx(0.6)
+    assert rec.worst_window_after == pytest.approx(0.6)
     assert not rec.goal_met
 
 
 def test_coverage_back_two_days_after_onset_meets_the_goal() -> None:
-    rec = recovery(_days([0.8] * 5 + [0.55, 0.65] + [0.8, 0.79, 0.81, 0.8, 0.8, 0.8]), onset_index=5)
+    district = [0.8] * 5 + [0.55, 0.65] + [0.8, 0.79, 0.81, 0.8, 0.8, 0.8, 0.78, 0.82, 0.8]
+    rec = recovery(_days(district), onset_index=5, window=3)
     assert rec.windows[:3] == pytest.approx(
         [(55 + 65 + 80) / 300, (65 + 80 + 79) / 300, (80 + 79 + 81) / 300]
     )
     assert rec.recovered_index == 7
     assert rec.days_to_recover == 2
     assert rec.goal_met
+    # weekly windows: the first one holds both bad days, the one starting at onset+3 none
+    weekly = recovery(_days(district), onset_index=5)
+    assert weekly.windows[0] == pytest.approx((55 + 65 + 80 + 79 + 81 + 80 + 80) / 700)
+    assert weekly.windows[3] == pytest.approx((79 + 81 + 80 + 80 + 80 + 78 + 82) / 700)
+    assert weekly.goal_met
 
 
 def test_coverage_back_only_after_five_days_misses_the_goal() -> None:
-    rec = recovery(_days([0.8] * 5 + [0.6] * 5 + [0.8] * 6), onset_index=5)
+    rec = recovery(_days([0.8] * 5 + [0.6] * 5 + [0.8] * 6), onset_index=5, window=3)
     assert rec.days_to_recover == 5
     assert not rec.goal_met
+    weekly = recovery(_days([0.8] * 5 + [0.6] * 5 + [0.8] * 10), onset_index=5)
+    assert weekly.windows[3] == pytest.approx(
+        (2 * 60 + 5 * 80) / 700
+    )  # onset+3's week still holds 2 bad days
+    assert not weekly.goal_met
+
+
+def test_a_calibrated_district_passes_weekly_windows_but_often_fails_three_day_ones() -> None:
+    """Why the windows are weekly: simulate a perfectly calibrated district (200 legs a day, each covered
+    with probability 0.8) over 27 days after onset+3 and count how often each rule calls it broken."""
+    rng = np.random.default_rng(5)
+    fails = {3: 0, 7: 0}
+    runs = 200
+    for _ in range(runs):
+        covered = rng.binomial(200, 0.8, 30) / 200
+        for window in fails:
+            fails[window] += not recovery(_days([0.8] * 3 + list(covered)), 0, window=window).goal_met
+    assert fails[3] / runs > 0.25
+    assert fails[7] / runs < 0.1
 
 
 def test_alarms_count_false_ones_before_onset_and_time_the_first_after() -> None:
