@@ -41,7 +41,10 @@ class TrainConfig:
     road_distance_dropout: float = 0.25
     min_segment_size: int = 300  # calibration legs a conformal segment needs for its own offsets
     # conformal area layers (origin, then destination area): an area's own extra offsets once it has this
-    # many calibration legs; 0 switches the layers off (see models.conformal)
+    # many calibration legs; 0 switches the layers off (see models.conformal). The trade-off: a busy res-7
+    # area (~130 legs a day in the simulated city) qualifies within a drift retraining's 3-day calibration
+    # window, but with n legs the 80% interval's two ends each carry a coverage error of about
+    # sqrt(0.09 / n) (2.4 points at 150, 1.5 at 400), so small areas add noise to their own coverage.
     min_area_size: int = 150
     params: BoostingParams = field(default_factory=BoostingParams)
     spec: FeatureSpec = field(default_factory=FeatureSpec)
