@@ -109,10 +109,15 @@ def verdict(name: str, strategies: dict) -> str:
 
 
 def _recovery(rec: dict) -> str:
-    delay = "never" if rec["days_to_recover"] is None else f"{rec['days_to_recover']} d"
+    window = rec.get("window_days", 3)
+    delay = rec["days_to_recover"]
+    start = "never all" if delay is None else f"all from onset+{delay}"
     worst = rec.get("worst_window_after")
-    weekly = f", worst {rec.get('window_days', 3)}-day window {worst:.3f}" if worst is not None else ""
-    return f"recovered {delay}, district 80% cov. from onset+3 {rec['pooled_after_3_days']:.3f}{weekly}"
+    worst = f", worst {window}-day window from onset+3 {worst:.3f}" if worst is not None else ""
+    return (
+        f"{window}-day windows {start} within ±3 pts, "
+        f"district 80% cov. from onset+3 {rec['pooled_after_3_days']:.3f}{worst}"
+    )
 
 
 def _fmt(value, pattern: str = "{:.3f}") -> str:
