@@ -41,18 +41,21 @@ def conformal_segments(features: pl.DataFrame) -> np.ndarray:
 
 def conformal_areas(features: pl.DataFrame, spec: FeatureSpec) -> dict[str, list[np.ndarray]]:
     """Area keys per leg for the conformal area layers: origin, then destination, each as its coarsest H3
-    cell feature (res 7 by default) and then its region (res 6), e.g. 'r7:608...'."""
+    cell feature (res 7 by default) and then its region (res 6), as int64 H3 ids (0 where unknown)."""
     levels = sorted({min(spec.cell_resolutions), spec.region_resolution}, reverse=True)
-    areas: dict[str, list[np.ndarray]] = {}
-    for end in ("origin", "dest"):
-        keys = []
-        for res in levels:
-            column = f"{end}_cell_r{res}" if res in spec.cell_resolutions else f"{end}_region_r{res}"
-            keys.append(
-                (f"r{res}:" + features[column].cast(pl.String)).fill_null("").to_numpy().astype(object)
-            )
-        areas[end] = keys
-    return areas
+    columns = {
+        end: [
+            f"{end}_cell_r{res}" if res in spec.cell_resolutions else f"{end}_region_r{res}" for res in levels
+        ]
+        for end in ("origin", "dest")
+    }
+    ids = features.select(pl.col(c).fill_null(0) for cs in columns.values() for c in cs).to_numpy()
+    ids = ids.astype(np.int64, copy=False)
+    out, i = {}, 0
+    for end, cs in columns.items():
+        out[end] = [ids[:, i + j] for j in range(len(cs))]
+        i += len(cs)
+    return out
 
 
 def feature_matrix(features: pl.DataFrame, spec: FeatureSpec) -> np.ndarray:

@@ -20,7 +20,7 @@ whose roads slowed after the trees were fitted). An area layer is a second, sequ
 the residuals left after the segment offsets, each area with enough calibration legs gets its own extra
 offset per level (the same order statistic, so within that area the calibrated quantiles again cover as
 promised on exchangeable legs). Areas are tried from fine to coarse (e.g. the origin's H3 res-7 cell, then
-its res-6 parent): a leg belongs to the finest area that has `min_area_size` legs of its own, and areas
+its res-6 parent; keys are H3 cell ids, which carry their resolution): a leg belongs to the finest area that has `min_area_size` legs of its own, and areas
 too small at every level add nothing. The layers (origin, then destination) apply in the order fitted;
 the last one fitted carries the exact per-area guarantee, the earlier ones an approximate one.
 """
@@ -55,45 +55,57 @@ def rearrange(q_pred: np.ndarray) -> np.ndarray:
     return np.sort(q_pred, axis=1)
 
 
-def assign_areas(keys_by_level: Sequence[np.ndarray], known: Mapping[str, object]) -> np.ndarray:
-    """Per row, the finest of its area keys (levels ordered fine -> coarse) that `known` holds, else ''."""
-    n = len(keys_by_level[0]) if keys_by_level else 0
-    chosen = np.full(n, "", dtype=object)
-    if not known:
+NO_AREA = 0  # area key of a leg without one (an H3 cell id is never 0)
+
+
+def assign_areas(keys_by_level: Sequence[np.ndarray], known: np.ndarray) -> np.ndarray:
+    """Per row, the finest of its area keys (int64 H3 ids, levels fine -> coarse) found in `known`, else
+    NO_AREA."""
+    n = len(keys_by_level[0]) if len(keys_by_level) else 0
+    chosen = np.full(n, NO_AREA, dtype=np.int64)
+    if len(known) == 0:
         return chosen
-    wanted = np.asarray(list(known), dtype=object)
     for keys in reversed(keys_by_level):  # coarse first, finer levels overwrite
-        keys = np.asarray(keys, dtype=object)
-        hit = np.isin(keys, wanted)
+        keys = np.asarray(keys, dtype=np.int64)
+        hit = np.isin(keys, known)
         chosen[hit] = keys[hit]
     return chosen
 
 
 @dataclass
 class AreaLayer:
-    """Extra offsets per area (e.g. per origin cell) on top of the segment offsets; see the module notes."""
+    """Extra offsets per area (an H3 cell id, e.g. the origin's res-7 cell) on top of the segment offsets;
+    see the module notes."""
 
     name: str
-    offsets: dict[str, list[float]] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
+    offsets: dict[int, list[float]] = field(default_factory=dict)
+    counts: dict[int, int] = field(default_factory=dict)
 
     def offsets_for(self, keys_by_level: Sequence[np.ndarray], k: int) -> np.ndarray:
-        chosen = assign_areas(keys_by_level, self.offsets)
-        if not self.offsets:
-            return np.zeros((len(chosen), k))
-        uniques, inverse = np.unique(chosen, return_inverse=True)
-        table = np.array([self.offsets.get(key, [0.0] * k) for key in uniques], dtype=float).reshape(-1, k)
-        return table[inverse.reshape(-1)]
+        known = np.fromiter(sorted(self.offsets), dtype=np.int64, count=len(self.offsets))
+        chosen = assign_areas(keys_by_level, known)
+        extra = np.zeros((len(chosen), k))
+        if not len(known):
+            return extra
+        table = np.array([self.offsets[int(key)] for key in known], dtype=float).reshape(-1, k)
+        index = np.clip(np.searchsorted(known, chosen), 0, len(known) - 1)
+        found = known[index] == chosen
+        extra[found] = table[index[found]]
+        return extra
 
     def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "offsets": self.offsets, "counts": self.counts}
+        return {
+            "name": self.name,
+            "offsets": {str(k): v for k, v in self.offsets.items()},
+            "counts": {str(k): v for k, v in self.counts.items()},
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> AreaLayer:
         return cls(
             name=str(data["name"]),
-            offsets={k: [float(v) for v in vs] for k, vs in data.get("offsets", {}).items()},
-            counts={k: int(v) for k, v in data.get("counts", {}).items()},
+            offsets={int(k): [float(v) for v in vs] for k, vs in data.get("offsets", {}).items()},
+            counts={int(k): int(v) for k, v in data.get("counts", {}).items()},
         )
 
 
@@ -216,16 +228,15 @@ def _fit_area_layer(
     layer = AreaLayer(name)
     taken = np.zeros(residuals.shape[0], dtype=bool)
     for keys in keys_by_level:
-        keys = np.asarray(keys, dtype=object)
-        free_keys = keys[~taken]
-        uniques, counts = np.unique(free_keys, return_counts=True)
+        keys = np.asarray(keys, dtype=np.int64)
+        uniques, counts = np.unique(keys[~taken], return_counts=True)
         for key, count in zip(uniques, counts, strict=True):
-            if count < min_area_size or key == "":
+            if count < min_area_size or key == NO_AREA:
                 continue
             mask = (keys == key) & ~taken
-            layer.offsets[str(key)] = [
+            layer.offsets[int(key)] = [
                 conformal_offset(residuals[mask, i], q) for i, q in enumerate(quantiles)
             ]
-            layer.counts[str(key)] = int(count)
+            layer.counts[int(key)] = int(count)
             taken |= mask
     return layer

@@ -101,6 +101,10 @@ def test_global_interval_offsets_match_mapie_asymmetric_cqr() -> None:
     np.testing.assert_allclose(intervals[:, 1, 0], ours[:, 1], atol=1e-9)
 
 
+# area keys are H3 cell ids; these stand-ins: cells A, B, C (res 7) inside region X (res 6); 0 = no area
+A, B, C, Q, Z, X, Y = 701, 702, 703, 704, 705, 601, 602
+
+
 def test_area_layer_restores_coverage_in_a_shifted_area() -> None:
     """Known answer: one area is slower (log residual +1.0) than the model and the segment offsets know.
     The global/segment offsets leave it under-covered; its own area offsets put it back at nominal, and
@@ -110,25 +114,25 @@ def test_area_layer_restores_coverage_in_a_shifted_area() -> None:
     n = 20000
 
     def draw():
-        area = rng.choice(np.array(["r7:a", "r7:b", "r7:c"], dtype=object), n, p=[0.1, 0.45, 0.45])
-        y = rng.normal(0.0, 1.0, n) + np.where(area == "r7:a", 1.0, 0.0)
-        region = np.full(n, "r6:x", dtype=object)
+        area = rng.choice(np.array([A, B, C], dtype=np.int64), n, p=[0.1, 0.45, 0.45])
+        y = rng.normal(0.0, 1.0, n) + np.where(area == A, 1.0, 0.0)
+        region = np.full(n, X, dtype=np.int64)
         return y, {"origin": [area, region]}
 
-    z = 1.2815515655446004  # the model: N(0, 1) quantiles, right except in area a
+    z = 1.2815515655446004  # the model: N(0, 1) quantiles, right except in area A
     q_hat = np.tile([-z, 0.0, z], (n, 1))
     y_cal, areas_cal = draw()
     y_test, areas_test = draw()
     plain = fit_conformal(y_cal, q_hat, quantiles)
     layered = fit_conformal(y_cal, q_hat, quantiles, areas=areas_cal, min_area_size=500)
-    in_a = areas_test["origin"][0] == "r7:a"
+    in_a = areas_test["origin"][0] == A
     before = plain.apply(q_hat)
     after = layered.apply(q_hat, areas=areas_test)
     assert coverage(y_test[in_a], before[in_a, 0], before[in_a, 2]) < 0.7
     assert coverage(y_test[in_a], after[in_a, 0], after[in_a, 2]) == pytest.approx(0.8, abs=0.03)
     assert coverage(y_test[~in_a], after[~in_a, 0], after[~in_a, 2]) == pytest.approx(0.8, abs=0.015)
     # the shift is learned as the area's median offset (1.0 minus what the global offsets already moved)
-    offset_a = layered.area_layers[0].offsets["r7:a"][1] + layered.global_offsets[1]
+    offset_a = layered.area_layers[0].offsets[A][1] + layered.global_offsets[1]
     assert offset_a == pytest.approx(1.0, abs=0.06)
     # a layer whose keys are not given at apply time adds nothing
     assert np.array_equal(layered.apply(q_hat), plain.apply(q_hat))
@@ -136,23 +140,23 @@ def test_area_layer_restores_coverage_in_a_shifted_area() -> None:
 
 
 def test_area_keys_fall_back_from_fine_to_coarse() -> None:
-    # r7 cell "a" has 6 legs (enough with min 5); "b" and "c" have 2 each, so they share their r6 parent
-    fine = np.array(["r7:a"] * 6 + ["r7:b"] * 2 + ["r7:c"] * 2 + [""], dtype=object)
-    coarse = np.array(["r6:x"] * 10 + [""], dtype=object)
+    # cell A has 6 legs (enough with min 4); B and C have 2 each, so they share their parent X
+    fine = np.array([A] * 6 + [B] * 2 + [C] * 2 + [0], dtype=np.int64)
+    coarse = np.array([X] * 10 + [0], dtype=np.int64)
     residuals = np.arange(11, dtype=float)
     calibration = fit_conformal(
         residuals, np.zeros((11, 1)), [0.5], areas={"origin": [fine, coarse]}, min_area_size=4
     )
     layer = calibration.area_layers[0]
-    assert layer.counts == {"r7:a": 6, "r6:x": 4}  # the parent counts only the legs no finer area took
+    assert layer.counts == {A: 6, X: 4}  # the parent counts only the legs no finer area took
     # the median of the residuals left after the global offset (median of 0..10 = 5):
-    # area a holds 0..5 -> rank ceil(7 * 0.5) = 4 -> 3 - 5 = -2; area x holds 6..9 -> rank 3 -> 8 - 5 = 3
+    # area A holds 0..5 -> rank ceil(7 * 0.5) = 4 -> 3 - 5 = -2; area X holds 6..9 -> rank 3 -> 8 - 5 = 3
     assert calibration.global_offsets == [5.0]
-    assert layer.offsets == {"r7:a": [-2.0], "r6:x": [3.0]}
-    assign = assign_areas([fine, coarse], layer.offsets)
-    assert assign.tolist() == ["r7:a"] * 6 + ["r6:x"] * 4 + [""]
+    assert layer.offsets == {A: [-2.0], X: [3.0]}
+    assign = assign_areas([fine, coarse], np.array(sorted(layer.offsets), dtype=np.int64))
+    assert assign.tolist() == [A] * 6 + [X] * 4 + [0]
     # an unseen fine cell inside a known region takes the region's offset; an unknown one takes none
-    unseen = layer.offsets_for([np.array(["r7:z", "r7:q"], object), np.array(["r6:x", "r6:y"], object)], 1)
+    unseen = layer.offsets_for([np.array([Z, Q], np.int64), np.array([X, Y], np.int64)], 1)
     assert unseen.tolist() == [[3.0], [0.0]]
 
 
@@ -161,7 +165,5 @@ def test_calibration_saved_before_area_layers_still_loads() -> None:
     restored = ConformalCalibration.from_dict(old)
     assert restored.area_layers == []
     assert restored.min_area_size == 0
-    assert restored.apply(np.zeros((2, 1)), areas={"origin": [np.array(["r7:a", ""], object)]}).tolist() == [
-        [0.1],
-        [0.1],
-    ]
+    applied = restored.apply(np.zeros((2, 1)), areas={"origin": [np.array([A, 0], np.int64)]})
+    assert applied.tolist() == [[0.1], [0.1]]
