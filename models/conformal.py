@@ -234,9 +234,10 @@ def _fit_area_layer(
             if count < min_area_size or key == NO_AREA:
                 continue
             mask = (keys == key) & ~taken
-            layer.offsets[int(key)] = [
-                conformal_offset(residuals[mask, i], q) for i, q in enumerate(quantiles)
-            ]
+            offsets = [conformal_offset(residuals[mask, i], q) for i, q in enumerate(quantiles)]
+            if not all(math.isfinite(v) for v in offsets):
+                continue  # too few legs to bound the extreme levels: the area keeps the coarser offsets
+            layer.offsets[int(key)] = offsets
             layer.counts[int(key)] = int(count)
             taken |= mask
     return layer

@@ -167,3 +167,12 @@ def test_calibration_saved_before_area_layers_still_loads() -> None:
     assert restored.min_area_size == 0
     applied = restored.apply(np.zeros((2, 1)), areas={"origin": [np.array([A, 0], np.int64)]})
     assert applied.tolist() == [[0.1], [0.1]]
+
+
+def test_an_area_too_small_for_the_extreme_levels_gets_no_offsets() -> None:
+    # 10 legs cannot bound the 0.95 level (rank ceil(11 * 0.95) = 11 > 10): no infinite offsets are kept
+    keys = np.array([A] * 10, dtype=np.int64)
+    calibration = fit_conformal(
+        np.arange(10.0), np.zeros((10, 2)), [0.5, 0.95], areas={"origin": [keys]}, min_area_size=5
+    )
+    assert calibration.area_layers[0].offsets == {}
