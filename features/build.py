@@ -53,11 +53,6 @@ def leg_feature_stages(spec: FeatureSpec) -> list[list[pl.Expr]]:
     ]
 
 
-def with_leg_features(frame: pl.LazyFrame, spec: FeatureSpec) -> pl.LazyFrame:
-    """Geometry, clock and context features of a keyed leg (cells and local clock already added)."""
-    return apply_stages(frame, tuple(tuple(stage) for stage in leg_feature_stages(spec)))
-
-
 def _feature_stages(spec: FeatureSpec) -> Stages:
     """Everything after the aggregate lookup, down to the model-input dtypes (built once per spec)."""
 

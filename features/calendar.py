@@ -13,6 +13,7 @@ from datetime import date
 
 import polars as pl
 
+from features.plans import apply_stages
 from features.spec import FeatureSpec
 
 LOCAL_TIME_COLUMNS = (
@@ -86,6 +87,4 @@ def local_time_stages(zones: Sequence[str], spec: FeatureSpec) -> list[list[pl.E
 
 def with_local_time(frame: pl.LazyFrame, zones: Sequence[str], spec: FeatureSpec) -> pl.LazyFrame:
     """Add the local-clock columns (LOCAL_TIME_COLUMNS) for legs whose `tz` is one of `zones`."""
-    for stage in local_time_stages(zones, spec):
-        frame = frame.with_columns(stage)
-    return frame.drop(LOCAL_DATETIME)
+    return apply_stages(frame, local_time_stages(zones, spec)).drop(LOCAL_DATETIME)

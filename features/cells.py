@@ -13,6 +13,8 @@ from __future__ import annotations
 import polars as pl
 import polars_h3 as plh3
 
+from features.plans import apply_stages
+
 H3_MAX_RES = 15
 _RES_SHIFT = 52  # bits 52..55 hold the resolution
 _RES_MASK = 0xF << _RES_SHIFT
@@ -65,6 +67,4 @@ def cell_stages(resolutions: tuple[int, ...]) -> tuple[list[pl.Expr], list[pl.Ex
 
 def with_cells(frame: pl.LazyFrame, resolutions: tuple[int, ...]) -> pl.LazyFrame:
     """Add `{origin,dest}_cell_r{res}` for every resolution (see `cell_stages`)."""
-    for stage in cell_stages(resolutions):
-        frame = frame.with_columns(stage)
-    return frame
+    return apply_stages(frame, cell_stages(resolutions))

@@ -41,7 +41,8 @@ def cached_stages(
     return stages
 
 
-def apply_stages(frame: pl.LazyFrame, stages: Stages) -> pl.LazyFrame:
+def apply_stages(frame: pl.LazyFrame, stages: Sequence[Sequence[pl.Expr]]) -> pl.LazyFrame:
+    """One `with_columns` per stage, in order."""
     for stage in stages:
         frame = frame.with_columns(stage)
     return frame
