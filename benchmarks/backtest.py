@@ -46,7 +46,7 @@ EXPERIMENTS = {
         ("on", "nightly"),
         "at most 1 false alarm in 20 quiet days; no retraining promotes a worse model",
     ),
-    "rain_week": ("synthetic", "rain_week", 45, ("on",), "the trigger fires within 2 days of onset"),
+    "rain_week": ("synthetic", "rain_week", 45, ("off", "on"), "the trigger fires within 2 days of onset"),
     "citibike": (
         "citibike",
         None,

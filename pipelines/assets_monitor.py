@@ -108,7 +108,7 @@ def build_monitor_assets(partitions: dg.PartitionsDefinition) -> list:
         summary = data_drift(warehouse.read_table(SERVED, day), reference, drift.settings(), html)
         payload = {**summary.as_dict(), "champion_version": version}
         json_path = warehouse.write_json(DRIFT, day, payload)
-        scores = {c.column: c.score for c in summary.columns}
+        scores = {c.metric_name: c.score for c in summary.columns}
         run_url = registry.log_monitoring(
             day,
             version,

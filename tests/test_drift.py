@@ -278,7 +278,7 @@ def test_evidently_measures_a_known_shift_exactly(reference_frame, tmp_path) -> 
         pl.col(c) + 0.5 * float(np.std(reference_frame[c].to_numpy())) for c in NUMERIC_INPUTS
     )
     summary = drift.data_drift(shifted, reference, settings, None)
-    scores = {c.column: c for c in summary.columns}
+    scores = {c.column: c for c in summary.columns if c.kind != "weather"}
     for column in NUMERIC_INPUTS:
         assert scores[column].score == pytest.approx(0.5, rel=1e-9)
         assert scores[column].drifted
@@ -314,3 +314,28 @@ def test_reference_round_trips_and_keeps_whole_window_counts(tmp_path) -> None:
     assert loaded.model_version == 7
     with pytest.raises(ValueError, match="needs labels"):
         drift.build_reference(frame.drop("log_residual"))
+
+
+def test_a_storm_is_weather_drift_and_a_shower_is_not(reference_frame) -> None:
+    """Energy distance of precipitation in mm/h, hand-computed: point masses at 0 and 8 are sqrt(2 * 8) = 4
+    apart; a day with 2 mm/h on 20% of legs against a dry reference is sqrt(2*0.4 - 0.64) = 0.4 away."""
+    settings = DriftSettings(reference_sample=1000, current_sample=1000)
+    dry = reference_frame.with_columns(pl.lit(0.0).alias("precipitation_mm"))
+    reference = drift.build_reference(dry, settings)
+    storm = drift.data_drift(dry.with_columns(pl.lit(8.0).alias("precipitation_mm")), reference, settings)
+    shower_mm = np.where(np.arange(dry.height) % 5 == 0, 2.0, 0.0)
+    shower = drift.data_drift(dry.with_columns(pl.Series("precipitation_mm", shower_mm)), reference, settings)
+
+    def weather(summary):
+        (column,) = [c for c in summary.columns if c.kind == "weather"]
+        return column
+
+    assert weather(storm).score == pytest.approx(4.0, rel=1e-9)
+    assert weather(storm).drifted
+    assert weather(storm).metric_name == "precipitation_mm_ed"
+    assert storm.trigger
+    assert not storm.dataset_drift
+    assert "weather drift: precipitation_mm ed 4.000 >= 3.5" in storm.reasons
+    assert weather(shower).score == pytest.approx(0.4, rel=1e-9)
+    assert not weather(shower).drifted
+    assert not any("weather" in r for r in shower.reasons)
