@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -248,6 +249,7 @@ def stage_breakdown(legs: list[dict[str, object]]) -> list[dict[str, object]]:
     from pydantic import TypeAdapter
     from pydantic_core import to_json
 
+    from models import compiled
     from serving.config import ServingConfig
     from serving.frames import legs_frame
     from serving.intervals import leg_payloads
@@ -258,6 +260,11 @@ def stage_breakdown(legs: list[dict[str, object]]) -> list[dict[str, object]]:
     holder = ModelHolder(RegistrySource("eta-model", "champion"))
     holder.load_initial()
     model = holder.current.model
+    regressor = model.regressor
+    todo = compiled.missing_objects(regressor)  # normally none: the server compiled them into this ETA_HOME
+    if todo:
+        compiled.wait_compiler(compiled.start_compiler(todo))
+    faster = dataclasses.replace(model, regressor=compiled.compiled_regressor(regressor))
     predictor = EtaPredictor(holder, ServingConfig(batching=False, poll_seconds=0))
     rows = []
     for n in (1, 1000):
@@ -272,7 +279,8 @@ def stage_breakdown(legs: list[dict[str, object]]) -> list[dict[str, object]]:
             "parse + validate JSON": lambda raw=raw: TypeAdapter(EtaRequest).validate_json(raw),
             "legs -> frame": lambda r=request: legs_frame(r.legs, [leg.departure_time for leg in r.legs]),
             "features (features.build_features)": lambda f=frame: model.features(f),
-            "boosters + conformal": lambda f=features: model.predict_from_features(f),
+            "boosters + conformal (LightGBM trees)": lambda f=features: model.predict_from_features(f),
+            "boosters + conformal (compiled trees)": lambda f=features: faster.predict_from_features(f),
             "answer (intervals, arrival clocks)": lambda q=q, s=starts, n=n: leg_payloads(
                 q, model.quantiles, [0.8, 0.9], s, [NAIROBI] * n, [None] * n
             ),
@@ -325,10 +333,32 @@ def scenarios(legs: list[dict[str, object]], quick: bool) -> list[tuple[str, Cal
     ]
 
 
+def wait_for_compiled_trees(url: str, headers: dict[str, str], limit_s: float = 900.0) -> float | None:
+    """Seconds until the service answers with compiled trees (None: it never did, or does not compile)."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        status = httpx.post(f"{url}/admin/status", json={}, headers=headers, timeout=30).json()
+        if status["model"].get("trees") == "compiled":
+            return time.monotonic() - started
+        if status["model"].get("trees") != "lightgbm" or os.environ.get("ETA_SERVE_COMPILE_TREES") in (
+            "0",
+            "false",
+        ):
+            return None
+        time.sleep(1.0)
+    return None
+
+
 def markdown(report: dict) -> str:
+    compiled = report.get("seconds_to_compiled_trees")
     lines = [
         f"{report['cores']} cores, load average {report['load_average_at_start']} at start (shared machine); "
-        f"ready {report.get('seconds_to_ready', '?')} s after start",
+        f"ready {report.get('seconds_to_ready', '?')} s after start"
+        + (
+            f", compiled trees answering {compiled} s after start (the rows below use them)"
+            if compiled
+            else ""
+        ),
         "",
         "| scenario | requests | errors | p50 ms | p95 ms | p99 ms | req/s | note |",
         "|---|---|---|---|---|---|---|---|",
@@ -380,7 +410,18 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
         with served(env, workdir / "server.log") as (url, ready_s):
             report["seconds_to_ready"] = round(ready_s, 1)
             print(f"ready after {ready_s:.1f} s", flush=True)
+            compiled_s = wait_for_compiled_trees(url, headers)
+            report["seconds_to_compiled_trees"] = (
+                round(ready_s + compiled_s, 1) if compiled_s is not None else None
+            )
+            print(f"compiled trees answering {report['seconds_to_compiled_trees']} s after start", flush=True)
             run_all(url, scenarios(legs, args.quick))
+        if args.compare_trees:
+            with served({**env, "ETA_SERVE_COMPILE_TREES": "false"}, workdir / "server_lgb.log") as (url, _):
+                lightgbm = [
+                    s for s in scenarios(legs, args.quick) if "sequential" in s[0] and "livez" not in s[0]
+                ]
+                run_all(url, [(f"{s[0]}, LightGBM trees", *s[1:]) for s in lightgbm])
         if args.compare_batching:
             with served({**env, "ETA_SERVE_BATCHING": "false"}, workdir / "server_nobatch.log") as (url, _):
                 concurrent = [s for s in scenarios(legs, args.quick) if "16 clients" in s[0]]
@@ -398,6 +439,9 @@ def main() -> None:
     parser.add_argument("--synthetic", action="store_true", help="train a small champion in a temp ETA_HOME")
     parser.add_argument("--quick", action="store_true", help="a quarter of the requests and seconds")
     parser.add_argument("--compare-batching", action="store_true", help="rerun 16 clients with batching off")
+    parser.add_argument(
+        "--compare-trees", action="store_true", help="rerun the sequential rows on LightGBM trees"
+    )
     parser.add_argument("--no-breakdown", action="store_true", help="skip the in-process stage timings")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -411,7 +455,11 @@ def main() -> None:
         "make benchmark-serving  (= .venv/bin/python benchmarks/serving_load.py --synthetic "
         + " ".join(
             flag
-            for flag, on in (("--quick", args.quick), ("--compare-batching", args.compare_batching))
+            for flag, on in (
+                ("--quick", args.quick),
+                ("--compare-batching", args.compare_batching),
+                ("--compare-trees", args.compare_trees),
+            )
             if on
         )
         + ")"

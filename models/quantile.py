@@ -35,6 +35,7 @@ class QuantileRegressor(Protocol):
 
 
 PARALLEL_PREDICT_ROWS = 10_000
+ZERO_FLUSH = 1e-30  # compiled trees get inputs this small as 0.0, as LightGBM itself reads them
 
 
 @dataclass
@@ -66,6 +67,8 @@ class LightGBMQuantile:
     feature_names: list[str] | None = None
     boosters: dict[float, object] = field(default_factory=dict)
     kind: str = "lightgbm"
+    # the same trees as native code (models.compiled), used instead of `boosters` when set
+    compiled: dict[float, object] | None = None
 
     def _lgb_params(self, alpha: float, n_rows: int) -> dict[str, object]:
         p = self.params
@@ -127,12 +130,21 @@ class LightGBMQuantile:
         Batches under PARALLEL_PREDICT_ROWS run on one thread: OpenMP's start-up and barriers cost more
         than a few rows of trees, and on a busy machine a 1-leg predict with 2 threads took ~50 ms."""
         threads = self.params.num_threads if len(X) >= PARALLEL_PREDICT_ROWS else 1
-        median = self.boosters[0.5].predict(X, num_threads=threads)
-        columns = [
-            median if q == 0.5 else median + self.boosters[q].predict(X, num_threads=threads)
-            for q in self.quantiles
-        ]
-        return np.column_stack(columns)
+        compiled = self.compiled  # read once: one batch never mixes the two implementations
+        if compiled is not None:
+            X = np.asarray(X, dtype=np.float64)  # lleaves would convert it once per booster
+            # LightGBM reads |x| <= 1e-35 as zero (its kZeroThreshold); lleaves only an exact 0.0
+            X = np.where(np.abs(X) < ZERO_FLUSH, 0.0, X)
+
+            def trees(q: float) -> np.ndarray:
+                return compiled[q].predict(X, n_jobs=threads)
+        else:
+
+            def trees(q: float) -> np.ndarray:
+                return self.boosters[q].predict(X, num_threads=threads)
+
+        median = trees(0.5)
+        return np.column_stack([median if q == 0.5 else median + trees(q) for q in self.quantiles])
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

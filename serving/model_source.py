@@ -9,8 +9,9 @@ compute, so a swap never mixes versions within a response.
 from __future__ import annotations
 
 import logging
+import subprocess
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Protocol
@@ -137,12 +138,19 @@ def probe(model: EtaModel) -> np.ndarray:
 
 
 class ModelHolder:
-    """The served model; `refresh()` loads a new version beside the old one and swaps the reference."""
+    """The served model; `refresh()` loads a new version beside the old one and swaps the reference.
 
-    def __init__(self, source: ModelSource) -> None:
+    With `compile_trees`, each LightGBM model served is then compiled to native code in the background
+    (`models.compiled`) and swapped in the same way, same version, once it reproduces LightGBM."""
+
+    def __init__(self, source: ModelSource, compile_trees: bool = False) -> None:
         self.source = source
+        self.compile_trees = compile_trees
         self._current: LoadedModel | None = None
         self._refresh_lock = threading.Lock()  # one load at a time; readers never wait on it
+        self._compilers: list[subprocess.Popen] = []
+        self._stopped = False
+        self.compile_threads: list[threading.Thread] = []
 
     @property
     def current(self) -> LoadedModel:
@@ -160,9 +168,57 @@ class ModelHolder:
             raise RuntimeError(f"nothing to serve: {self.source!r} names no model version")
         loaded = self.source.load(version)
         probe(loaded.model)
-        self._current = loaded
+        loaded = self._install(loaded)
         logger.info("serving %s v%s (%s)", loaded.info.name, loaded.version, loaded.info.source)
         return loaded
+
+    def _install(self, loaded: LoadedModel) -> LoadedModel:
+        """Make `loaded` current (callers hold the refresh lock or run before serving starts)."""
+        kind = getattr(loaded.model.regressor, "kind", None)
+        loaded = LoadedModel(loaded.model, loaded.info.model_copy(update={"trees": kind}))
+        self._current = loaded  # one reference assignment: requests see the old or the new model, whole
+        if self.compile_trees and kind == "lightgbm" and not self._stopped:
+            thread = threading.Thread(
+                target=self._compile_then_swap, args=(loaded,), name=f"compile-v{loaded.version}", daemon=True
+            )
+            self.compile_threads.append(thread)
+            thread.start()
+        return loaded
+
+    def _compile_then_swap(self, loaded: LoadedModel) -> None:
+        from models import compiled
+
+        try:
+            todo = compiled.missing_objects(loaded.model.regressor)
+            if todo:
+                with self._refresh_lock:
+                    if self._stopped:
+                        return
+                    compiler = compiled.start_compiler(todo)
+                    self._compilers.append(compiler)
+                logger.info(
+                    "compiling the trees of v%s in the background (%d boosters)", loaded.version, len(todo)
+                )
+                compiled.wait_compiler(compiler)
+            faster = replace(loaded.model, regressor=compiled.compiled_regressor(loaded.model.regressor))
+            probe(faster)
+        except Exception as exc:  # the model keeps serving on LightGBM
+            logger.warning("v%s stays on LightGBM trees: %s", loaded.version, exc)
+            return
+        with self._refresh_lock:
+            if self._current is loaded and not self._stopped:
+                self._current = LoadedModel(faster, loaded.info.model_copy(update={"trees": "compiled"}))
+                logger.info("v%s now answers with compiled trees", loaded.version)
+
+    def stop(self) -> None:
+        """Stop a running compiler (the service is shutting down)."""
+        with self._refresh_lock:
+            self._stopped = True
+            compilers = list(self._compilers)
+        for compiler in compilers:
+            if compiler.poll() is None:
+                compiler.kill()
+                compiler.wait()
 
     def refresh(self) -> SwapResult:
         """Swap to the version the source names now, if it differs; a failed load keeps the old model."""
@@ -176,7 +232,7 @@ class ModelHolder:
                 )
             loaded = self.source.load(version)
             probe(loaded.model)
-            self._current = loaded  # one reference assignment: requests see the old or the new model, whole
+            self._install(loaded)
             logger.info("swapped model v%s -> v%s", previous.version, version)
             return SwapResult(
                 previous_version=previous.version, version=version, swapped=True, detail="swapped"

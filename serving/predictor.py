@@ -76,6 +76,7 @@ class EtaPredictor:
             await self.batcher.stop()
             self.batcher = None
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.holder.stop()
 
     async def _poll(self) -> None:
         while True:

@@ -174,6 +174,10 @@ class ModelInfo(BaseModel):
     alias: str | None
     source: str = Field(description="registry or bento")
     run_id: str | None = None
+    trees: str | None = Field(
+        None,
+        description="what evaluates the trees: lightgbm, xgboost, or compiled (the same trees as native code)",
+    )
 
 
 class Interval(BaseModel):

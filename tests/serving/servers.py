@@ -23,6 +23,7 @@ class Server:
     url: str
     seconds_to_ready: float
     process: subprocess.Popen
+    log: Path
 
 
 def free_port() -> int:
@@ -48,7 +49,7 @@ def bentoml_serve(target: str, cwd: Path, env: dict[str, str], log: Path) -> Ite
         )
         try:
             url = f"http://127.0.0.1:{port}"
-            yield Server(url, _wait_ready(url, process, log, started), process)
+            yield Server(url, _wait_ready(url, process, log, started), process, log)
         finally:
             _stop(process)
 
