@@ -53,6 +53,9 @@ def conform_legs(legs: pl.DataFrame | pl.LazyFrame, require: tuple[str, ...] = (
 
 def zones_of(frame: pl.LazyFrame | pl.DataFrame) -> list[str]:
     """The distinct non-null `tz` values of a batch, sorted (the local-time branches depend on them)."""
+    if isinstance(frame, pl.DataFrame) and frame.height < SMALL_BATCH_LEGS:
+        # a live batch: a Python set over a few values takes microseconds, a polars query ~0.4 ms
+        return sorted({zone for zone in frame.get_column("tz").to_list() if zone is not None})
     zones = frame.lazy().select(pl.col("tz").drop_nulls().unique()).collect()["tz"]
     return sorted(zones.to_list())
 

@@ -117,3 +117,8 @@ def test_kenya_holidays_2019_and_a_sunday_moved_to_monday() -> None:
     ]
     # Madaraka Day 2025 is a Sunday
     assert date(2025, 6, 2) in kenya_holidays(2025)
+
+
+def test_zones_of_a_small_frame_and_a_lazy_query_agree() -> None:
+    frame = pl.DataFrame({"tz": ["Europe/Paris", None, "Africa/Nairobi", "Europe/Paris"]})
+    assert zones_of(frame) == zones_of(frame.lazy()) == ["Africa/Nairobi", "Europe/Paris"]
