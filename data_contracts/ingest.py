@@ -38,8 +38,9 @@ def ingest_to_folder(
     }
 
 
-def load_trips(path: Path, source: str | None = None, mapping: Path | None = None,
-               limits: ContractLimits | None = None) -> ValidationResult | None:
+def load_trips(
+    path: Path, source: str | None = None, mapping: Path | None = None, limits: ContractLimits | None = None
+) -> ValidationResult | None:
     """Contract-valid trips from `path`.
 
     With `source`, the raw files are run through that adapter and validated (the quarantine is returned too).

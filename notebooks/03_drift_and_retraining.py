@@ -42,9 +42,7 @@ plans = [
     for strategy in ("off", "on")
 ]
 result = run_plans(plans, folder)
-pl.DataFrame(
-    [{k: v for k, v in s.items() if not isinstance(v, dict)} for s in result["strategies"].values()]
-)
+pl.DataFrame([{k: v for k, v in s.items() if not isinstance(v, dict)} for s in result["strategies"].values()])
 
 # %% [markdown]
 # ## Coverage over time (the dashed line is the onset; markers are drift alerts and promotions)
