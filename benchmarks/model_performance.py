@@ -93,17 +93,15 @@ def main(n: int) -> None:
         print(lines[-1], flush=True)
     # the same trees compiled to native code (what the service switches to once they are ready)
     started = time.perf_counter()
-    todo = compiled.missing_objects(model.regressor)
-    if todo:
-        compiled.wait_compiler(compiled.start_compiler(todo, nice=0))
+    boosters = len(compiled.missing_objects(model.regressor))
+    faster = dataclasses.replace(model, regressor=compiled.compile_now(model.regressor, nice=0))
     compile_s = time.perf_counter() - started
-    faster = dataclasses.replace(model, regressor=compiled.compiled_regressor(model.regressor))
     for batch in (1, 1000):
         f = features.head(batch)
         compute = median_seconds(lambda f=f: faster.predict_from_features(f), 50 if batch == 1 else 20)
         lines.append(
             f"| per leg, batch of {batch:,}: model compute with compiled trees (lleaves; compiled in "
-            f"{compile_s:.0f} s, {len(todo)} boosters) | {compute / batch * 1e6:,.1f} us | <= 10 us batched |"
+            f"{compile_s:.0f} s, {boosters} boosters) | {compute / batch * 1e6:,.1f} us | <= 10 us batched |"
         )
         print(lines[-1], flush=True)
     out = ROOT / "results" / "model_performance.md"

@@ -116,9 +116,8 @@ class Recovery:
     days_to_recover: int | None
     goal_met: bool
     within_days: int = 3
-    windows: list[float] = field(
-        default_factory=list
-    )  # pooled coverage of the window starting at each day >= onset
+    # pooled coverage of the window starting at each day >= onset
+    windows: list[float] = field(default_factory=list)
     window_days: int = 7
     worst_window_after: float = math.nan  # the window furthest from nominal among those starting >= onset+3
 

@@ -147,6 +147,15 @@ def compiled_regressor(
     return faster
 
 
+def compile_now(regressor: LightGBMQuantile, nice: int = 10) -> LightGBMQuantile:
+    """Compile whatever the cache lacks, wait for it, and return the compiled copy (scripts and benchmarks;
+    a service compiles in the background instead)."""
+    todo = missing_objects(regressor)
+    if todo:
+        wait_compiler(start_compiler(todo, nice=nice))
+    return compiled_regressor(regressor)
+
+
 def _check_rows(regressor: LightGBMQuantile) -> np.ndarray:
     """Adversarial rows: every value is one of the trees' own split thresholds, a neighbour of one, or
     missing, so each comparison is exercised on both sides of its boundary."""

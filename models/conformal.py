@@ -20,8 +20,8 @@ whose roads slowed after the trees were fitted). An area layer is a second, sequ
 the residuals left after the segment offsets, each area with enough calibration legs gets its own extra
 offset per level (the same order statistic, so within that area the calibrated quantiles again cover as
 promised on exchangeable legs). Areas are tried from fine to coarse (e.g. the origin's H3 res-7 cell, then
-its res-6 parent; keys are H3 cell ids, which carry their resolution): a leg belongs to the finest area that has `min_area_size` legs of its own, and areas
-too small at every level add nothing. The layers (origin, then destination) apply in the order fitted;
+its res-6 parent; keys are H3 cell ids, which carry their resolution): a leg belongs to the finest area
+that has `min_area_size` legs of its own, and areas too small at every level add nothing. The layers (origin, then destination) apply in the order fitted;
 the last one fitted carries the exact per-area guarantee, the earlier ones an approximate one.
 """
 
@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -81,13 +82,20 @@ class AreaLayer:
     offsets: dict[int, list[float]] = field(default_factory=dict)
     counts: dict[int, int] = field(default_factory=dict)
 
-    def offsets_for(self, keys_by_level: Sequence[np.ndarray], k: int) -> np.ndarray:
+    @cached_property
+    def _lookup(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted area ids and their offset rows, built on first use (a layer is not changed once fitted):
+        a live request does not rebuild them."""
         known = np.fromiter(sorted(self.offsets), dtype=np.int64, count=len(self.offsets))
+        return known, np.array([self.offsets[int(key)] for key in known], dtype=float)
+
+    def offsets_for(self, keys_by_level: Sequence[np.ndarray], k: int) -> np.ndarray:
+        known, table = self._lookup
         chosen = assign_areas(keys_by_level, known)
         extra = np.zeros((len(chosen), k))
         if not len(known):
             return extra
-        table = np.array([self.offsets[int(key)] for key in known], dtype=float).reshape(-1, k)
+        table = table.reshape(-1, k)
         index = np.clip(np.searchsorted(known, chosen), 0, len(known) - 1)
         found = known[index] == chosen
         extra[found] = table[index[found]]
