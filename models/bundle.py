@@ -7,6 +7,7 @@ quantiles in seconds, through the same `features.build_features` that training u
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,15 +115,42 @@ class EtaModel:
         )
 
 
+def quantiles_at(q_pred: np.ndarray, quantiles: Sequence[float], taus: Sequence[float]) -> np.ndarray:
+    """The quantiles `taus` per row, (n, len(taus)), each linear in log-time between the two trained levels
+    around it. One pass for all of them: the answer of a request needs five."""
+    last = len(quantiles) - 1
+    lower: list[int] = []
+    weight: list[float] = []
+    for tau in taus:  # a few levels: plain Python (numpy's per-call cost is the whole cost here)
+        if tau < quantiles[0] - 1e-9 or tau > quantiles[-1] + 1e-9:
+            raise ValueError(
+                f"quantile {tau} is outside the model's trained levels {quantiles[0]}..{quantiles[-1]}"
+            )
+        below = min(max(bisect_right(quantiles, tau) - 1, 0), last - 1)
+        lower.append(below)
+        weight.append(
+            min(max((tau - quantiles[below]) / (quantiles[below + 1] - quantiles[below]), 0.0), 1.0)
+        )
+    j, w = np.array(lower), np.array(weight)
+    logs = np.log(q_pred)
+    return np.exp(logs[:, j] * (1 - w) + logs[:, j + 1] * w)
+
+
 def quantile_at(q_pred: np.ndarray, quantiles: Sequence[float], tau: float) -> np.ndarray:
-    """The quantile `tau` per row, linear in log-time between the two trained levels around it."""
-    taus = np.asarray(quantiles, dtype=float)
-    if tau < taus[0] - 1e-9 or tau > taus[-1] + 1e-9:
-        raise ValueError(f"quantile {tau} is outside the model's trained levels {taus[0]}..{taus[-1]}")
-    j = int(np.clip(np.searchsorted(taus, tau, side="right") - 1, 0, len(taus) - 2))
-    w = float(np.clip((tau - taus[j]) / (taus[j + 1] - taus[j]), 0.0, 1.0))
-    logs = np.log(q_pred[:, j : j + 2])
-    return np.exp(logs[:, 0] * (1 - w) + logs[:, 1] * w)
+    """The quantile `tau` per row (see `quantiles_at`)."""
+    return quantiles_at(q_pred, quantiles, [tau])[:, 0]
+
+
+def interval_taus(quantiles: Sequence[float], level: float) -> tuple[float, float]:
+    """The quantile levels bounding a central interval (0.8 -> 0.1, 0.9).
+
+    Raises ValueError for a level the trained quantiles cannot support."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"interval level must be between 0 and 1, got {level}")
+    widest = round(quantiles[-1] - quantiles[0], 6)
+    if level > widest + 1e-9:
+        raise ValueError(f"interval level {level} is wider than the model supports (at most {widest})")
+    return level_pair(level)
 
 
 def interval_from_quantiles(
@@ -131,10 +159,5 @@ def interval_from_quantiles(
     """Lower/upper of a central interval from calibrated quantiles (interpolated between trained levels).
 
     Raises ValueError for a level the trained quantiles cannot support."""
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"interval level must be between 0 and 1, got {level}")
-    lo, hi = level_pair(level)
-    widest = round(quantiles[-1] - quantiles[0], 6)
-    if level > widest + 1e-9:
-        raise ValueError(f"interval level {level} is wider than the model supports (at most {widest})")
-    return quantile_at(q_pred, quantiles, lo), quantile_at(q_pred, quantiles, hi)
+    bounds = quantiles_at(q_pred, quantiles, interval_taus(quantiles, level))
+    return bounds[:, 0], bounds[:, 1]

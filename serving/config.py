@@ -1,18 +1,21 @@
 """Service configuration: defaults in one place, overridden by ETA_SERVE_* variables when the service starts.
 
-Read by `ServingConfig.from_env()` at construction time (service, guard middleware), never at import time.
+Read by `ServingConfig.from_env()` at construction time (service, guard middleware). One knob is read when
+`serving.service` is imported, because BentoML takes it from the service decorator: `trace_model_endpoints`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
 ENV_PREFIX = "ETA_SERVE_"
 API_KEY_HEADER = "x-api-key"
+MODEL_ENDPOINTS = ("/eta", "/delivery_window", "/route_eta")
 
 
 class ServingConfig(BaseModel):
@@ -37,6 +40,12 @@ class ServingConfig(BaseModel):
         "switch to them once they reproduce LightGBM: the same answers, faster batches.",
     )
     max_batch_legs: int = Field(2000, ge=1, description="Most legs the micro-batcher puts in one call.")
+    trace_model_endpoints: bool = Field(
+        False,
+        description="Wrap the model endpoints in BentoML's OpenTelemetry spans. BentoML collects no traces "
+        "unless its tracing.sample_rate is set, yet building the spans cost more Python time than the "
+        "endpoint's own code; turn this on together with a sample rate. Read when the service is imported.",
+    )
     route_samples: int = Field(4000, ge=100, le=100_000, description="Monte Carlo draws per route.")
     route_leg_correlation: float = Field(
         0.1,
@@ -64,3 +73,12 @@ class ServingConfig(BaseModel):
     @property
     def auth_enabled(self) -> bool:
         return bool(self.api_key)
+
+    def untraced_urls(self) -> list[str]:
+        """Patterns for BentoML's `tracing.excluded_urls` (searched in each request's full URL)."""
+        return [] if self.trace_model_endpoints else untraced_patterns(MODEL_ENDPOINTS)
+
+
+def untraced_patterns(paths: Sequence[str]) -> list[str]:
+    """One regular expression per path, matching that path exactly (with or without a query string)."""
+    return [rf"^[a-z]+://[^/]+{re.escape(path)}(\?.*)?$" for path in paths]

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 
-from models.bundle import interval_from_quantiles, quantile_at
+from models.bundle import interval_taus, quantiles_at
 from serving.errors import InvalidRequest, Loc
 from serving.frames import EPOCH
 
@@ -80,31 +80,26 @@ def leg_payloads(
     """Per leg: median, all quantiles and each level's lower/upper seconds and arrival clock times.
 
     `departures_s` are the legs' departures in (fractional) seconds since the epoch."""
-    median = np.round(quantile_at(q_pred, quantiles, 0.5), SECONDS_DECIMALS)
-    bounds = [
-        tuple(np.round(b, SECONDS_DECIMALS) for b in interval_from_quantiles(q_pred, quantiles, level))
-        for level in levels
-    ]
-    offsets = np.column_stack([median, *(b for pair in bounds for b in pair)])
+    taus = [0.5, *(tau for level in levels for tau in interval_taus(quantiles, level))]
+    offsets = np.round(quantiles_at(q_pred, quantiles, taus), SECONDS_DECIMALS)  # median, lo, hi, lo, hi...
     clocks = local_iso(np.round(np.asarray(departures_s, dtype=float)[:, None] + offsets), zones).tolist()
     quantile_rows = np.round(q_pred, SECONDS_DECIMALS).tolist()
-    median_s = median.tolist()
-    bound_lists = [(lo.tolist(), hi.tolist()) for lo, hi in bounds]
+    seconds = offsets.tolist()
     return [
         {
             "leg_id": leg_ids[i],
-            "median_s": median_s[i],
+            "median_s": seconds[i][0],
             "median_arrival": clocks[i][0],
             "quantiles_s": quantile_rows[i],
             "intervals": [
                 {
                     "level": level,
-                    "lower_s": lo[i],
-                    "upper_s": hi[i],
+                    "lower_s": seconds[i][1 + 2 * j],
+                    "upper_s": seconds[i][2 + 2 * j],
                     "earliest_arrival": clocks[i][1 + 2 * j],
                     "latest_arrival": clocks[i][2 + 2 * j],
                 }
-                for j, (level, (lo, hi)) in enumerate(zip(levels, bound_lists, strict=True))
+                for j, level in enumerate(levels)
             ],
         }
         for i in range(len(zones))

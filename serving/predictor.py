@@ -11,14 +11,13 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import polars as pl
 
 from models.bundle import interval_from_quantiles, quantile_at
 from serving import route
 from serving.batching import MicroBatcher
 from serving.config import ServingConfig
 from serving.errors import InvalidRequest, check_count
-from serving.frames import legs_frame
+from serving.frames import epoch_us, legs_frame
 from serving.intervals import SECONDS_DECIMALS, arrival, check_levels, leg_payloads
 from serving.model_source import LoadedModel, ModelHolder, probe
 from serving.schemas import (
@@ -44,8 +43,13 @@ ROUTE_SETTLED_S = 60.0
 READY_TIMEOUT_S = 10.0
 
 
-def _predict(snapshot: LoadedModel, frame: pl.DataFrame) -> np.ndarray:
-    return snapshot.model.predict_quantiles(frame)
+Departure = tuple[LegPlace, datetime]  # a leg and when it departs: one row of a model call
+
+
+def _predict(snapshot: LoadedModel, rows: Sequence[Departure]) -> np.ndarray:
+    """Quantiles for legs and their departures (on the prediction thread: the frame is built here too)."""
+    legs, departures = zip(*rows, strict=True)
+    return snapshot.model.predict_quantiles(legs_frame(legs, departures))
 
 
 class EtaPredictor:
@@ -55,7 +59,7 @@ class EtaPredictor:
         self.holder, self.config = holder, config
         # one prediction thread: boosters run single-threaded, the event loop parses and serialises meanwhile
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eta-predict")
-        self.batcher: MicroBatcher[LoadedModel] | None = None
+        self.batcher: MicroBatcher[LoadedModel, Departure] | None = None
         self._poller: asyncio.Task | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------------------
@@ -111,10 +115,14 @@ class EtaPredictor:
             return False
         return True
 
-    async def quantiles(self, snapshot: LoadedModel, frame: pl.DataFrame) -> np.ndarray:
+    async def quantiles(
+        self, snapshot: LoadedModel, legs: Sequence[LegPlace], departures: Sequence[datetime]
+    ) -> np.ndarray:
+        """Calibrated quantiles in seconds, one row per leg, from `snapshot`'s model."""
+        rows = list(zip(legs, departures, strict=True))
         if self.batcher is not None:
-            return await self.batcher.submit(snapshot, frame)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, _predict, snapshot, frame)
+            return await self.batcher.submit(snapshot, rows)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, _predict, snapshot, rows)
 
     # ---- endpoints ------------------------------------------------------------------------------------
 
@@ -123,14 +131,14 @@ class EtaPredictor:
         check_count(("legs",), len(legs), self.config.max_legs, "leg")
         snapshot = self.holder.current
         check_levels(levels, snapshot.model.quantiles)
-        frame = legs_frame(legs, [leg.departure_time for leg in legs])
-        q = await self.quantiles(snapshot, frame)
+        departures = [leg.departure_time for leg in legs]
+        q = await self.quantiles(snapshot, legs, departures)
         answers = leg_payloads(
             q,
             snapshot.model.quantiles,
             levels,
-            frame["start_ts"].dt.epoch("us").to_numpy() / 1e6,
-            frame["tz"].to_list(),
+            np.array([epoch_us(moment) for moment in departures], dtype=float) / 1e6,
+            [leg.tz for leg in legs],
             [leg.leg_id for leg in legs],
         )
         return {"model": snapshot.payload, "quantile_levels": snapshot.model.quantiles, "legs": answers}
@@ -142,7 +150,7 @@ class EtaPredictor:
         snapshot = self.holder.current
         quantiles = snapshot.model.quantiles
         check_levels([confidence], quantiles, loc=("confidence",), indexed=False)
-        q = await self.quantiles(snapshot, legs_frame([leg], [departure]))
+        q = await self.quantiles(snapshot, [leg], [departure])
         lower_s, upper_s = (float(b[0]) for b in interval_from_quantiles(q, quantiles, confidence))
         median_s = float(quantile_at(q, quantiles, 0.5)[0])
         zone = ZoneInfo(leg.tz)
@@ -183,14 +191,14 @@ class EtaPredictor:
         service_s = np.array([stop.service_time_s for stop in stops])
         starts = [departure_time] * len(legs)
         for _ in range(ROUTE_MAX_PASSES):
-            q = await self.quantiles(snapshot, legs_frame(legs, starts))
+            q = await self.quantiles(snapshot, legs, starts)
             planned = route.planned_departures(departure_time, quantile_at(q, quantiles, 0.5), service_s)
             moved = max(abs((a - b).total_seconds()) for a, b in zip(planned, starts, strict=True))
             starts = planned
             if moved < ROUTE_SETTLED_S:
                 break
         else:
-            q = await self.quantiles(snapshot, legs_frame(legs, starts))
+            q = await self.quantiles(snapshot, legs, starts)
         rng = np.random.default_rng(seed)
         z = route.latent_scores(self.config.route_samples, len(legs), self.config.route_leg_correlation, rng)
         arrivals = route.cumulative_arrivals(route.sample_durations(q, quantiles, z), service_s)

@@ -7,18 +7,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import polars as pl
 import pytest
 
 from serving.batching import MicroBatcher
 
 
-def rows(values: list[float]) -> pl.DataFrame:
-    return pl.DataFrame({"x": values})
-
-
 class SlowDouble:
-    """predict(key, frame) -> 2x per row (3x for key "v2"), slowly, recording every call; a row of -1 fails
+    """predict(key, rows) -> 2x per row (3x for key "v2"), slowly, recording every call; a row of -1 fails
     its batch."""
 
     def __init__(self, delay: float = 0.02) -> None:
@@ -26,11 +21,11 @@ class SlowDouble:
         self.delay = delay
         self.lock = threading.Lock()
 
-    def __call__(self, key: str, frame: pl.DataFrame) -> np.ndarray:
+    def __call__(self, key: str, rows: list[float]) -> np.ndarray:
         with self.lock:
-            self.calls.append((key, frame.height))
+            self.calls.append((key, len(rows)))
         threading.Event().wait(self.delay)
-        x = frame["x"].to_numpy()
+        x = np.asarray(rows)
         if (x == -1).any():
             raise ValueError("bad row")
         factor = 3 if key == "v2" else 2
@@ -44,7 +39,7 @@ def run(coro):
 async def submit_all(batcher: MicroBatcher, items: list[tuple[str, list[float]]]):
     batcher.start()
     try:
-        return await asyncio.gather(*(batcher.submit(k, rows(v)) for k, v in items), return_exceptions=True)
+        return await asyncio.gather(*(batcher.submit(k, v) for k, v in items), return_exceptions=True)
     finally:
         await batcher.stop()
 
@@ -105,4 +100,4 @@ def test_submit_before_start_is_an_error() -> None:
     with ThreadPoolExecutor(1) as pool:
         batcher = MicroBatcher(SlowDouble(), pool)
         with pytest.raises(RuntimeError, match="start"):
-            run(batcher.submit("v1", rows([1.0])))
+            run(batcher.submit("v1", [1.0]))

@@ -62,3 +62,19 @@ def test_the_service_does_not_import_what_it_does_not_need() -> None:
     ).stdout
     for heavy in ("evidently", "dagster", "mlflow", "matplotlib", "pandas"):
         assert f"'{heavy}'" not in loaded
+
+
+def test_the_model_endpoints_skip_tracing_unless_asked() -> None:
+    from opentelemetry.util.http import ExcludeList
+
+    from serving.config import MODEL_ENDPOINTS, ServingConfig
+    from serving.service import EtaService
+
+    untraced = ExcludeList(ServingConfig().untraced_urls())
+    for path in MODEL_ENDPOINTS:
+        assert untraced.url_disabled(f"http://127.0.0.1:3000{path}")
+    for path in ("/admin/status", "/admin/reload", "/livez", "/readyz", "/eta/other", "/etas"):
+        assert not untraced.url_disabled(f"http://127.0.0.1:3000{path}")
+    assert ServingConfig.from_env({"ETA_SERVE_TRACE_MODEL_ENDPOINTS": "true"}).untraced_urls() == []
+    # the service as imported here (the variable unset) hands the patterns to BentoML
+    assert EtaService.config["tracing"]["excluded_urls"] == ServingConfig().untraced_urls()
