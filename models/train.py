@@ -46,6 +46,9 @@ class TrainConfig:
     # window, but with n legs the 80% interval's two ends each carry a coverage error of about
     # sqrt(0.09 / n) (2.4 points at 150, 1.5 at 400), so small areas add noise to their own coverage.
     min_area_size: int = 150
+    # ...and evidence that it differs: its calibration legs' tail shares off nominal by this many standard
+    # errors (models.conformal; 0: every area with enough legs)
+    area_evidence_z: float = 3.0
     params: BoostingParams = field(default_factory=BoostingParams)
     spec: FeatureSpec = field(default_factory=FeatureSpec)
     levels: tuple[float, ...] = DEFAULT_LEVELS
@@ -233,6 +236,7 @@ def train_eta_model(trips: pl.DataFrame, config: TrainConfig | None = None) -> T
         config.min_segment_size,
         areas=conformal_areas(f_cal, spec) if config.min_area_size > 0 else None,
         min_area_size=config.min_area_size,
+        area_evidence_z=config.area_evidence_z,
     )
     # Ship what was evaluated: the aggregates are the ones the test window saw, so the registered model
     # is exactly the one measured, and scoring it later on newer legs never sees its own test labels.

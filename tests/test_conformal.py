@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.conformal import ConformalCalibration, assign_areas, conformal_offset, fit_conformal, rearrange
+from models.conformal import (
+    ConformalCalibration,
+    _differs,
+    assign_areas,
+    conformal_offset,
+    fit_conformal,
+    rearrange,
+)
 from models.metrics import coverage
 
 
@@ -176,3 +183,31 @@ def test_an_area_too_small_for_the_extreme_levels_gets_no_offsets() -> None:
         np.arange(10.0), np.zeros((10, 2)), [0.5, 0.95], areas={"origin": [keys]}, min_area_size=5
     )
     assert calibration.area_layers[0].offsets == {}
+
+
+def test_an_area_needs_evidence_that_it_differs_for_its_own_offsets() -> None:
+    """Areas B and C hold almost every leg and are as the model says; only the small area A (log residual
+    +1.0) differs. Without the evidence rule every area with enough legs gets its own (noisy) offsets; with
+    z = 3 only A does (~120 legs, a tail share of ~0.39 against 0.1: about 10 standard errors)."""
+    rng = np.random.default_rng(5)
+    quantiles = [0.1, 0.5, 0.9]
+    n = 6000
+    area = rng.choice(np.array([A, B, C], dtype=np.int64), n, p=[0.02, 0.49, 0.49])
+    y = rng.normal(0.0, 1.0, n) + np.where(area == A, 1.0, 0.0)
+    q_hat = np.tile([-1.2815515655446004, 0.0, 1.2815515655446004], (n, 1))
+    areas = {"origin": [area]}
+    every = fit_conformal(y, q_hat, quantiles, areas=areas, min_area_size=100)
+    evident = fit_conformal(y, q_hat, quantiles, areas=areas, min_area_size=100, area_evidence_z=3.0)
+    assert set(every.area_layers[0].offsets) == {A, B, C}
+    assert set(evident.area_layers[0].offsets) == {A}
+    assert evident.area_layers[0].offsets[A] == every.area_layers[0].offsets[A]
+    assert ConformalCalibration.from_dict(evident.to_dict()).area_evidence_z == 3.0
+
+
+@pytest.mark.parametrize(("above", "differs"), [(20, True), (18, False), (0, True), (2, False)])
+def test_evidence_is_counted_in_binomial_standard_errors(above: int, differs: bool) -> None:
+    # 100 legs at t = 0.9: nominal share above 0.1, standard error sqrt(0.9 * 0.1 / 100) = 0.03, so z = 3
+    # asks for a share at least 0.09 away: 0.20 and 0.00 are 0.10 away, 0.18 and 0.02 only 0.08
+    residuals = np.full((100, 1), -1.0)
+    residuals[:above, 0] = 1.0
+    assert _differs(residuals, [0.9], [0], 3.0) is differs
