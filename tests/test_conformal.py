@@ -210,4 +210,4 @@ def test_evidence_is_counted_in_binomial_standard_errors(above: int, differs: bo
     # asks for a share at least 0.09 away: 0.20 and 0.00 are 0.10 away, 0.18 and 0.02 only 0.08
     residuals = np.full((100, 1), -1.0)
     residuals[:above, 0] = 1.0
-    assert _differs(residuals, [0.9], [0], 3.0) is differs
+    assert _differs(residuals, [0.9], 3.0) is differs
