@@ -24,18 +24,25 @@ its res-6 parent; keys are H3 cell ids, which carry their resolution): a leg bel
 that has `min_area_size` legs of its own, and areas too small at every level add nothing. The layers (origin, then destination) apply in the order fitted;
 the last one fitted carries the exact per-area guarantee, the earlier ones an approximate one.
 
-Evidence before an area gets its own offsets (`area_evidence_z`). An order statistic of a few hundred legs
-is noisy: on a stationary simulated city an area's own offsets moved its test coverage by more than they
-corrected, and one region of 210 test legs read 0.73 for the 80% window. So an area keeps its own offsets
-only when its calibration legs show that it differs: at some trained level t, the share of them above the
-quantile (after the coarser corrections) is off its nominal 1 - t by at least z binomial standard errors,
-sqrt(t (1 - t) / n). With z = 3 (training's default) a district that really slowed passes easily: its 80%
-coverage of ~0.6 is ~10 standard errors off at n = 400.
-How it was chosen, and what it is not: measured on simulated cities of seeds 5, 13 and 21, on seed 7 (the
-accuracy benchmark's) and on Sendy's test split. Every area's own offsets gave worst origin-region gaps of
-0.048 / 0.046 / 0.102, 0.071 and 0.030 (Sendy); no area layers 0.039 / 0.046 / 0.040, 0.024 and 0.064;
-this rule 0.049 / 0.050 / 0.060, 0.029 and 0.043. Testing only the 80% window's two tails at z = 3 did
-better on seed 21 (0.040) but failed Sendy (0.064), so Sendy's split helped pick between the two forms.
+Evidence before an area gets its own offsets (`area_evidence_z` > 0; off by default, see the trade-off
+below). An order statistic of a few hundred legs is noisy: on a stationary simulated city the areas' own
+offsets moved their test coverage by more than they corrected, and one region of 210 test legs read 0.73
+for the 80% window. With the rule, each resolution is its own additive step, coarse first: the regions
+(res 6), then the cells (res 7) on what the regions left. An area keeps its own offsets only when its
+calibration legs show that it differs: at some trained level t, the share of them above the quantile
+(after the coarser steps) is off its nominal 1 - t by at least z binomial standard errors,
+sqrt(t (1 - t) / n).
+The trade-off, measured (worst origin-region gap at 80% on simulated cities of seeds 5, 13 and 21, on
+seed 7 (the accuracy benchmark's) and on Sendy's test split; then the regional-slowdown backtest's slowed
+district, 80% coverage from onset+3, seed 11):
+- the default (every area with `min_area_size` legs, finest first): 0.048 / 0.046 / 0.102, 0.071,
+  Sendy 0.030; district 0.799 (recovered within 3 days);
+- the rule at z = 3: 0.049 / 0.046 / 0.059, 0.032, Sendy 0.043; district 0.771 (not recovered: the slowed
+  district straddles H3 cells and regions, and the evidence its legs give together is split among them);
+- no area layers: 0.039 / 0.046 / 0.040, 0.024, Sendy 0.064 (Sendy's regions do differ);
+- `min_area_size` 300 instead of 150: district 0.775 (not recovered).
+So the default keeps the promise where a district changes, at the price of noisier regions on a stationary
+city; a deployment whose city is stable can turn the rule on (`TrainConfig.area_evidence_z`).
 """
 
 from __future__ import annotations
@@ -94,6 +101,8 @@ class AreaLayer:
     name: str
     offsets: dict[int, list[float]] = field(default_factory=dict)
     counts: dict[int, int] = field(default_factory=dict)
+    # which of the layer's key arrays (fine -> coarse) it reads; None: the finest known one per leg
+    level: int | None = None
 
     @cached_property
     def _lookup(self) -> tuple[np.ndarray, np.ndarray]:
@@ -119,6 +128,7 @@ class AreaLayer:
             "name": self.name,
             "offsets": {str(k): v for k, v in self.offsets.items()},
             "counts": {str(k): v for k, v in self.counts.items()},
+            "level": self.level,
         }
 
     @classmethod
@@ -127,7 +137,12 @@ class AreaLayer:
             name=str(data["name"]),
             offsets={int(k): [float(v) for v in vs] for k, vs in data.get("offsets", {}).items()},
             counts={int(k): int(v) for k, v in data.get("counts", {}).items()},
+            level=None if data.get("level") is None else int(data["level"]),
         )
+
+    def keys(self, keys_by_level: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
+        """The key arrays this layer reads from an area's (fine -> coarse) arrays."""
+        return keys_by_level if self.level is None else [keys_by_level[self.level]]
 
 
 @dataclass
@@ -167,7 +182,7 @@ class ConformalCalibration:
         offsets = self.offsets_for(segments, q_pred.shape[0])
         for layer in self.area_layers:
             if areas is not None and layer.name in areas:
-                offsets += layer.offsets_for(areas[layer.name], q_pred.shape[1])
+                offsets += layer.offsets_for(layer.keys(areas[layer.name]), q_pred.shape[1])
         return rearrange(q_pred + offsets)
 
     def to_dict(self) -> dict[str, object]:
@@ -239,9 +254,20 @@ def fit_conformal(
         calibration.area_evidence_z = area_evidence_z
         adjusted = residuals - calibration.offsets_for(segments, len(y))
         for name, keys_by_level in areas.items():
-            layer = _fit_area_layer(name, adjusted, quantiles, keys_by_level, min_area_size, area_evidence_z)
-            calibration.area_layers.append(layer)
-            adjusted = adjusted - layer.offsets_for(keys_by_level, len(quantiles))
+            if area_evidence_z > 0:
+                # one additive step per resolution, coarse first: a region's legs pool their evidence, then
+                # a cell gets its own offsets only where it differs from its region
+                for level in reversed(range(len(keys_by_level))):
+                    layer = _fit_area_layer(
+                        name, adjusted, quantiles, [keys_by_level[level]], min_area_size, area_evidence_z
+                    )
+                    layer.level = level
+                    calibration.area_layers.append(layer)
+                    adjusted = adjusted - layer.offsets_for(layer.keys(keys_by_level), len(quantiles))
+            else:  # one step: each leg's finest area with enough legs
+                layer = _fit_area_layer(name, adjusted, quantiles, keys_by_level, min_area_size)
+                calibration.area_layers.append(layer)
+                adjusted = adjusted - layer.offsets_for(keys_by_level, len(quantiles))
     return calibration
 
 

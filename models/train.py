@@ -46,9 +46,10 @@ class TrainConfig:
     # window, but with n legs the 80% interval's two ends each carry a coverage error of about
     # sqrt(0.09 / n) (2.4 points at 150, 1.5 at 400), so small areas add noise to their own coverage.
     min_area_size: int = 150
-    # ...and evidence that it differs: at some trained level, the share of its calibration legs above the
-    # quantile is off nominal by this many standard errors (models.conformal; 0: every area with enough legs)
-    area_evidence_z: float = 3.0
+    # and, when > 0, evidence that it differs: at some trained level the share of its calibration legs above
+    # the quantile is this many standard errors off nominal (coarse areas first). Off by default: it calms
+    # regions of a stable city but slowed the recovery of a slowed district (models.conformal notes)
+    area_evidence_z: float = 0.0
     params: BoostingParams = field(default_factory=BoostingParams)
     spec: FeatureSpec = field(default_factory=FeatureSpec)
     levels: tuple[float, ...] = DEFAULT_LEVELS

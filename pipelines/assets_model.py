@@ -52,7 +52,7 @@ class TrainingConfig(dg.Config):
     spread_rounds: int = 200
     min_segment_size: int = 300
     min_area_size: int = 150  # conformal area layers (0: off); see models.conformal
-    area_evidence_z: float = 3.0  # an area's own offsets need this much evidence that it differs
+    area_evidence_z: float = 0.0  # > 0: an area's own offsets need that much evidence (models.conformal)
     coverage_tolerance: float = 0.03
     pinball_tolerance: float = 0.0
 

@@ -211,3 +211,39 @@ def test_evidence_is_counted_in_binomial_standard_errors(above: int, differs: bo
     residuals = np.full((100, 1), -1.0)
     residuals[:above, 0] = 1.0
     assert _differs(residuals, [0.9], 3.0) is differs
+
+
+def test_with_the_evidence_rule_regions_come_first_and_cells_only_where_they_differ() -> None:
+    """Region X (cells A, B) is slower as a whole (+0.8); inside region Y (cells C, Q) only C is (+0.8).
+    Coarse first: X gets region offsets and its cells none (they are like their region); Y's pooled legs
+    may or may not differ, but C must get its own offsets on top. Every part then covers ~80%."""
+    rng = np.random.default_rng(11)
+    quantiles = [0.1, 0.5, 0.9]
+    n = 40000
+    cells = np.array([A, B, C, Q], dtype=np.int64)
+
+    def draw():
+        cell = rng.choice(cells, n)
+        region = np.where(np.isin(cell, [A, B]), X, Y).astype(np.int64)
+        y = rng.normal(0.0, 1.0, n) + np.where((region == X) | (cell == C), 0.8, 0.0)
+        return y, {"origin": [cell, region]}
+
+    q_hat = np.tile([-1.2815515655446004, 0.0, 1.2815515655446004], (n, 1))
+    y_cal, areas_cal = draw()
+    y_test, areas_test = draw()
+    fitted = fit_conformal(y_cal, q_hat, quantiles, areas=areas_cal, min_area_size=500, area_evidence_z=3.0)
+    region_layer, cell_layer = fitted.area_layers
+    assert (region_layer.level, cell_layer.level) == (1, 0)  # coarse first
+    assert X in region_layer.offsets
+    assert C in cell_layer.offsets
+    assert A not in cell_layer.offsets
+    assert B not in cell_layer.offsets
+    calibrated = fitted.apply(q_hat, areas=areas_test)
+    for cell in cells:
+        inside = areas_test["origin"][0] == cell
+        assert coverage(y_test[inside], calibrated[inside, 0], calibrated[inside, 2]) == pytest.approx(
+            0.8, abs=0.025
+        )
+    restored = ConformalCalibration.from_dict(fitted.to_dict())
+    assert restored == fitted
+    assert np.array_equal(restored.apply(q_hat, areas=areas_test), calibrated)
