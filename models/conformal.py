@@ -21,8 +21,9 @@ the residuals left after the segment offsets, each area with enough calibration 
 offset per level (the same order statistic, so within that area the calibrated quantiles again cover as
 promised on exchangeable legs). Areas are tried from fine to coarse (e.g. the origin's H3 res-7 cell, then
 its res-6 parent; keys are H3 cell ids, which carry their resolution): a leg belongs to the finest area
-that has `min_area_size` legs of its own, and areas too small at every level add nothing. The layers (origin, then destination) apply in the order fitted;
-the last one fitted carries the exact per-area guarantee, the earlier ones an approximate one.
+that has `min_area_size` legs of its own, and areas too small at every level add nothing. The layers
+(origin, then destination) apply in the order fitted; the last one fitted carries the exact per-area
+guarantee, the earlier ones an approximate one.
 
 Evidence before an area gets its own offsets (`area_evidence_z` > 0; off by default, see the trade-off
 below). An order statistic of a few hundred legs is noisy: on a stationary simulated city the areas' own
@@ -227,8 +228,9 @@ def fit_conformal(
     """Offsets from a calibration window: y and q_pred in the same (target) space, q_pred uncalibrated.
 
     `areas` (optional): layer name -> area key arrays, fine to coarse, fitted in the mapping's order.
-    `area_evidence_z`: how many standard errors off nominal an area's tail shares must be for its own
-    offsets (0: every area with `min_area_size` legs; see the module notes)."""
+    `area_evidence_z`: when > 0, areas are fitted coarse first, one additive layer per resolution, and an
+    area keeps its own offsets only if its share above some trained quantile is that many standard errors
+    off nominal (0: one layer, each leg's finest area with `min_area_size` legs; see the module notes)."""
     y = np.asarray(y, dtype=float)
     residuals = y[:, None] - q_pred
     global_offsets = [conformal_offset(residuals[:, i], q) for i, q in enumerate(quantiles)]
