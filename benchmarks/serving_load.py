@@ -244,17 +244,13 @@ def synthetic_champion(home: Path) -> None:
 
 def stage_breakdown(legs: list[dict[str, object]]) -> list[dict[str, object]]:
     """Median milliseconds of each stage of /eta, in process, for 1 and 1,000 legs."""
-    import asyncio as aio
 
     from pydantic import TypeAdapter
-    from pydantic_core import to_json
 
     from models import compiled
-    from serving.config import ServingConfig
     from serving.frames import legs_frame
-    from serving.intervals import leg_payloads
+    from serving.intervals import legs_json
     from serving.model_source import ModelHolder, RegistrySource
-    from serving.predictor import EtaPredictor
     from serving.schemas import EtaRequest
 
     holder = ModelHolder(RegistrySource("eta-model", "champion"))
@@ -262,7 +258,6 @@ def stage_breakdown(legs: list[dict[str, object]]) -> list[dict[str, object]]:
     model = holder.current.model
     # normally a cache hit: the server compiled these trees into the same ETA_HOME
     faster = dataclasses.replace(model, regressor=compiled.compile_now(model.regressor))
-    predictor = EtaPredictor(holder, ServingConfig(batching=False, poll_seconds=0))
     rows = []
     for n in (1, 1000):
         raw = json.dumps({"legs": legs[:n]}).encode()
@@ -271,17 +266,15 @@ def stage_breakdown(legs: list[dict[str, object]]) -> list[dict[str, object]]:
         features = model.features(frame)
         q = model.predict_from_features(features)
         starts = frame["start_ts"].dt.epoch("us").to_numpy() / 1e6
-        payload = aio.run(predictor.eta(request.legs, [0.8, 0.9]))
         stages = {
             "parse + validate JSON": lambda raw=raw: TypeAdapter(EtaRequest).validate_json(raw),
             "legs -> frame": lambda r=request: legs_frame(r.legs, [leg.departure_time for leg in r.legs]),
             "features (features.build_features)": lambda f=frame: model.features(f),
             "boosters + conformal (LightGBM trees)": lambda f=features: model.predict_from_features(f),
             "boosters + conformal (compiled trees)": lambda f=features: faster.predict_from_features(f),
-            "answer (intervals, arrival clocks)": lambda q=q, s=starts, n=n: leg_payloads(
+            "answer, written as JSON (intervals, arrival clocks)": lambda q=q, s=starts, n=n: legs_json(
                 q, model.quantiles, [0.8, 0.9], s, [NAIROBI] * n, [None] * n
             ),
-            "serialise JSON": lambda p=payload: to_json(p),
         }
         for stage, run in stages.items():
             run()
@@ -291,7 +284,7 @@ def stage_breakdown(legs: list[dict[str, object]]) -> list[dict[str, object]]:
                 run()
                 times.append(time.perf_counter() - t0)
             rows.append({"legs": n, "stage": stage, "median_ms": round(statistics.median(times) * 1000, 2)})
-    aio.run(predictor.stop())
+    holder.stop()
     return rows
 
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
+from pydantic_core import to_json
 
 from models.bundle import interval_from_quantiles, quantile_at
 from serving import route
@@ -18,7 +19,7 @@ from serving.batching import MicroBatcher
 from serving.config import ServingConfig
 from serving.errors import InvalidRequest, check_count
 from serving.frames import epoch_us, legs_frame
-from serving.intervals import SECONDS_DECIMALS, arrival, check_levels, leg_payloads
+from serving.intervals import SECONDS_DECIMALS, arrival, check_levels, legs_json
 from serving.model_source import LoadedModel, ModelHolder, probe
 from serving.schemas import (
     DeliveryWindow,
@@ -126,14 +127,14 @@ class EtaPredictor:
 
     # ---- endpoints ------------------------------------------------------------------------------------
 
-    async def eta(self, legs: Sequence[Leg], levels: Sequence[float]) -> dict[str, object]:
-        """The /eta answer as JSON-ready data in the shape of `EtaResponse` (see `serving.intervals`)."""
+    async def eta(self, legs: Sequence[Leg], levels: Sequence[float]) -> bytes:
+        """The /eta answer as JSON in the shape of `EtaResponse` (see `serving.intervals`)."""
         check_count(("legs",), len(legs), self.config.max_legs, "leg")
         snapshot = self.holder.current
         check_levels(levels, snapshot.model.quantiles)
         departures = [leg.departure_time for leg in legs]
         q = await self.quantiles(snapshot, legs, departures)
-        answers = leg_payloads(
+        answers = legs_json(
             q,
             snapshot.model.quantiles,
             levels,
@@ -141,7 +142,8 @@ class EtaPredictor:
             [leg.tz for leg in legs],
             [leg.leg_id for leg in legs],
         )
-        return {"model": snapshot.payload, "quantile_levels": snapshot.model.quantiles, "legs": answers}
+        head = to_json({"model": snapshot.payload, "quantile_levels": snapshot.model.quantiles})
+        return head[:-1] + b',"legs":' + answers + b"}"
 
     async def delivery_window(
         self, leg: OrderLeg, planned_stop: PlannedStop | None, confidence: float, slot_minutes: int

@@ -8,11 +8,11 @@ or, when served from a built Bento, from the model the Bento carries. Configurat
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import bentoml
 from pydantic import ValidationError
-from pydantic_core import to_json
 from starlette.responses import JSONResponse, Response
 
 from serving.config import ServingConfig
@@ -97,6 +97,11 @@ class EtaService:
     @bentoml.on_startup
     async def start_background_work(self) -> None:
         await self.predictor.start()
+        # What start-up built (mlflow, BentoML, the model: ~380k objects) lives as long as the worker.
+        # Left in the collector's oldest generation, every full collection re-scanned it: ~220 ms, which
+        # showed as the p99 of 1,000-leg batches. Frozen, a collection scans only what requests created.
+        gc.collect()
+        gc.freeze()
 
     @bentoml.on_shutdown
     async def stop_background_work(self) -> None:
@@ -111,7 +116,7 @@ class EtaService:
 
         Returns the `EtaResponse` already serialised (a JSON response): the routing layer's hot path."""
         answer = await _answer(self.predictor.eta(legs, list(levels)))
-        return answer if isinstance(answer, Response) else Response(to_json(answer), media_type=JSON)
+        return answer if isinstance(answer, Response) else Response(answer, media_type=JSON)
 
     @bentoml.api(route="/delivery_window", input_spec=DeliveryWindowRequest)
     async def delivery_window(

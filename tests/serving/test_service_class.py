@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from models.bundle import interval_from_quantiles
+from serving import intervals
 from serving.schemas import DeliveryWindow, EtaResponse, Leg, OrderLeg, PlannedStop, Point, RouteEta, Stop
 from tests.serving.payloads import DEPARTURE, NAIROBI, leg_json, legs_frame_for
 
@@ -76,6 +77,17 @@ def test_a_leg_gets_the_same_answer_alone_as_in_a_batch(service) -> None:
     together = eta(service, LEGS).legs
     alone = [eta(service, [leg]).legs[0] for leg in LEGS]
     assert together == alone
+
+
+def test_a_large_batch_answers_as_a_small_one(service) -> None:
+    """Past `PYTHON_LEGS_MAX` legs the answer is written column-wise by polars; same answers as the dicts."""
+    small = eta(service, LEGS).legs
+    many = [{**leg, "leg_id": f"leg-{i}"} for i in range(34) for leg in LEGS]
+    assert len(many) > intervals.PYTHON_LEGS_MAX
+    large = eta(service, many).legs
+    assert [leg.leg_id for leg in large] == [leg["leg_id"] for leg in many]
+    expected = [leg.model_dump(exclude={"leg_id"}) for leg in small] * 34
+    assert [leg.model_dump(exclude={"leg_id"}) for leg in large] == expected
 
 
 def test_longer_legs_take_longer_and_ids_change_nothing(service) -> None:
