@@ -10,7 +10,9 @@ Speed: the median booster is trained first; every other level starts from the me
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -34,7 +36,24 @@ class QuantileRegressor(Protocol):
     def save(self, directory: Path) -> None: ...
 
 
-PARALLEL_PREDICT_ROWS = 10_000
+PARALLEL_PREDICT_ROWS = 10_000  # from here each booster runs on params.num_threads (OpenMP / lleaves)
+# From here to PARALLEL_PREDICT_ROWS the boosters run side by side, one thread each (the tree code
+# releases the GIL). Measured on 2 cores, 7 boosters over 1,000 rows: compiled 15.8 -> 9.8 ms, LightGBM
+# 67.7 -> 43.7 ms; at 100 rows it is a wash and below it the hand-over costs more than it saves.
+BOOSTERS_SIDE_BY_SIDE_ROWS = 256
+_side_by_side: dict[int, ThreadPoolExecutor] = {}
+_side_by_side_lock = threading.Lock()
+
+
+def booster_pool(threads: int) -> ThreadPoolExecutor:
+    """A process-wide pool of `threads` threads for running boosters side by side (made on first use)."""
+    with _side_by_side_lock:
+        pool = _side_by_side.get(threads)
+        if pool is None:
+            pool = _side_by_side[threads] = ThreadPoolExecutor(threads, thread_name_prefix="eta-trees")
+        return pool
+
+
 ZERO_FLUSH = 1e-30  # compiled trees get inputs this small as 0.0, as LightGBM itself reads them
 
 
@@ -127,8 +146,9 @@ class LightGBMQuantile:
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Raw (uncalibrated) quantiles in target space, columns in `quantiles` order.
 
-        Batches under PARALLEL_PREDICT_ROWS run on one thread: OpenMP's start-up and barriers cost more
-        than a few rows of trees, and on a busy machine a 1-leg predict with 2 threads took ~50 ms."""
+        Batches under PARALLEL_PREDICT_ROWS run each booster on one thread: OpenMP's start-up and barriers
+        cost more than a few rows of trees, and on a busy machine a 1-leg predict with 2 threads took ~50 ms.
+        From BOOSTERS_SIDE_BY_SIDE_ROWS rows, those one-thread boosters run side by side instead."""
         threads = self.params.num_threads if len(X) >= PARALLEL_PREDICT_ROWS else 1
         compiled = self.compiled  # read once: one batch never mixes the two implementations
         if compiled is not None:
@@ -143,8 +163,13 @@ class LightGBMQuantile:
             def trees(q: float) -> np.ndarray:
                 return self.boosters[q].predict(X, num_threads=threads)
 
-        median = trees(0.5)
-        return np.column_stack([median if q == 0.5 else median + trees(q) for q in self.quantiles])
+        if threads == 1 and self.params.num_threads > 1 and len(X) >= BOOSTERS_SIDE_BY_SIDE_ROWS:
+            pool = booster_pool(self.params.num_threads)
+            raw = dict(zip(self.quantiles, pool.map(trees, self.quantiles), strict=True))
+        else:
+            raw = {q: trees(q) for q in self.quantiles}
+        median = raw[0.5]
+        return np.column_stack([median if q == 0.5 else median + raw[q] for q in self.quantiles])
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,13 @@ class ServingConfig(BaseModel):
         "switch to them once they reproduce LightGBM: the same answers, faster batches.",
     )
     max_batch_legs: int = Field(2000, ge=1, description="Most legs the micro-batcher puts in one call.")
+    tree_threads: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Threads a LightGBM model's call may use: from 256 legs its boosters run side by side "
+        "(1,000 legs on 2 cores: 15.8 -> 9.8 ms compiled); 1 runs them one after another.",
+    )
     trace_model_endpoints: bool = Field(
         False,
         description="Wrap the model endpoints in BentoML's OpenTelemetry spans. BentoML collects no traces "

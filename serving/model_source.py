@@ -141,11 +141,13 @@ class ModelHolder:
     """The served model; `refresh()` loads a new version beside the old one and swaps the reference.
 
     With `compile_trees`, each LightGBM model served is then compiled to native code in the background
-    (`models.compiled`) and swapped in the same way, same version, once it reproduces LightGBM."""
+    (`models.compiled`) and swapped in the same way, same version, once it reproduces LightGBM. A LightGBM
+    model is served with `tree_threads` threads (its boosters side by side on larger batches)."""
 
-    def __init__(self, source: ModelSource, compile_trees: bool = False) -> None:
+    def __init__(self, source: ModelSource, compile_trees: bool = False, tree_threads: int = 1) -> None:
         self.source = source
         self.compile_trees = compile_trees
+        self.tree_threads = tree_threads
         self._current: LoadedModel | None = None
         self._refresh_lock = threading.Lock()  # one load at a time; readers never wait on it
         self._compilers: list[subprocess.Popen] = []
@@ -174,8 +176,12 @@ class ModelHolder:
 
     def _install(self, loaded: LoadedModel) -> LoadedModel:
         """Make `loaded` current (callers hold the refresh lock or run before serving starts)."""
-        kind = getattr(loaded.model.regressor, "kind", None)
-        loaded = LoadedModel(loaded.model, loaded.info.model_copy(update={"trees": kind}))
+        model = loaded.model
+        kind = getattr(model.regressor, "kind", None)
+        if kind == "lightgbm" and model.regressor.params.num_threads != self.tree_threads:
+            params = replace(model.regressor.params, num_threads=self.tree_threads)
+            model = replace(model, regressor=replace(model.regressor, params=params))
+        loaded = LoadedModel(model, loaded.info.model_copy(update={"trees": kind}))
         self._current = loaded  # one reference assignment: requests see the old or the new model, whole
         if self.compile_trees and kind == "lightgbm" and not self._stopped:
             thread = threading.Thread(

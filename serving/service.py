@@ -90,7 +90,9 @@ class EtaService:
         if not any(isinstance(f, _ClientErrorTracebacks) for f in endpoint_logger.filters):
             endpoint_logger.addFilter(_ClientErrorTracebacks())
         self.config = ServingConfig.from_env()
-        self.holder = ModelHolder(choose_source(self.config, EtaService.bento), self.config.compile_trees)
+        self.holder = ModelHolder(
+            choose_source(self.config, EtaService.bento), self.config.compile_trees, self.config.tree_threads
+        )
         self.holder.load_initial()
         self.predictor = EtaPredictor(self.holder, self.config)
 

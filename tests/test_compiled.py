@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from models import compiled
+from models import compiled, quantile
 from models.quantile import BoostingParams, LightGBMQuantile
 
 
@@ -38,6 +39,18 @@ def test_compiled_trees_predict_what_lightgbm_predicts(small) -> None:
     assert regressor.compiled is None
     for rows in (X[:1], X):  # one leg and a batch, missing values included
         np.testing.assert_allclose(faster.predict(rows), regressor.predict(rows), rtol=0, atol=1e-12)
+
+
+def test_boosters_side_by_side_predict_what_they_predict_one_by_one(small, monkeypatch) -> None:
+    """A mid-sized batch runs the boosters on a thread each: bit-identical to running them in turn."""
+    regressor, X, cache, _ = small
+    for model in (regressor, compiled.compiled_regressor(regressor, cache)):
+        two = replace(model, params=replace(model.params, num_threads=2))
+        monkeypatch.setattr(quantile, "BOOSTERS_SIDE_BY_SIDE_ROWS", len(X) + 1)
+        one_by_one = two.predict(X)
+        monkeypatch.setattr(quantile, "BOOSTERS_SIDE_BY_SIDE_ROWS", len(X))
+        np.testing.assert_array_equal(two.predict(X), one_by_one)
+        assert quantile.booster_pool(2) is quantile.booster_pool(2)  # one pool, made once
 
 
 def test_compiled_objects_are_reused_by_content(small, tmp_path) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from models import quantile
 from serving.config import ServingConfig
 from serving.model_source import InMemorySource, ModelHolder, RegistrySource, probe
+from tests.serving.payloads import leg_json, legs_frame_for
 
 
 def test_outside_a_bento_the_registry_serves() -> None:
@@ -87,3 +89,17 @@ def test_stopping_the_holder_stops_its_compiler(challenger) -> None:
         thread.join(timeout=60)
     assert holder._compilers[0].returncode != 0  # killed, not finished
     assert holder.current.info.trees == "lightgbm"
+
+
+def test_a_lightgbm_model_is_served_with_the_configured_tree_threads(champion) -> None:
+    source = InMemorySource(models={"1": champion.model}, version="1")
+    assert champion.model.regressor.params.num_threads == 1  # as loaded from the registry
+    served = ModelHolder(source, tree_threads=2).load_initial().model
+    assert served.regressor.params.num_threads == 2
+    assert champion.model.regressor.params.num_threads == 1  # the source's model is untouched
+    # enough legs for the boosters to run side by side: the same answers as one after another
+    legs = legs_frame_for(
+        [leg_json(dest_lat=-1.30 + i / 1000, dest_lng=36.75 + i / 2000) for i in range(300)]
+    )
+    assert len(legs) >= quantile.BOOSTERS_SIDE_BY_SIDE_ROWS
+    np.testing.assert_array_equal(served.predict_quantiles(legs), champion.model.predict_quantiles(legs))
