@@ -244,16 +244,16 @@ def synthetic_champion(home: Path) -> None:
 
 def stage_breakdown(legs: list[dict[str, object]]) -> list[dict[str, object]]:
     """Median milliseconds of each stage of /eta, in process, for 1 and 1,000 legs."""
-
     from pydantic import TypeAdapter
 
     from models import compiled
+    from serving.config import ServingConfig
     from serving.frames import legs_frame
     from serving.intervals import legs_json
     from serving.model_source import ModelHolder, RegistrySource
     from serving.schemas import EtaRequest
 
-    holder = ModelHolder(RegistrySource("eta-model", "champion"))
+    holder = ModelHolder(RegistrySource("eta-model", "champion"), tree_threads=ServingConfig().tree_threads)
     holder.load_initial()
     model = holder.current.model
     # normally a cache hit: the server compiled these trees into the same ETA_HOME
