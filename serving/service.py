@@ -19,6 +19,7 @@ from serving.config import ServingConfig
 from serving.errors import InvalidRequest
 from serving.guard import RequestGuard
 from serving.model_source import BentoStoreSource, ModelHolder, ModelSource, RegistrySource
+from serving.patches import cancel_request_timers
 from serving.predictor import EtaPredictor
 from serving.schemas import (
     DEFAULT_LEVELS,
@@ -47,6 +48,7 @@ from serving.schemas import (
 
 logger = logging.getLogger(__name__)
 JSON = "application/json"
+cancel_request_timers()  # see serving.patches: BentoML leaves a live timer per answered request
 
 
 class _ClientErrorTracebacks(logging.Filter):
