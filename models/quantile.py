@@ -129,11 +129,12 @@ class LightGBMQuantile:
         )
         self.boosters = {0.5: median}
         base_train, base_val = median.predict(X), median.predict(X_val)
+        # every spread level starts from the same median prediction: its datasets are binned once, shared
+        spread_train = lgb.Dataset(X, y, reference=train, init_score=base_train, free_raw_data=False)
+        spread_val = lgb.Dataset(X_val, y_val, reference=train, init_score=base_val, free_raw_data=False)
         for q in self.quantiles:
             if q == 0.5:
                 continue
-            spread_train = lgb.Dataset(X, y, reference=train, init_score=base_train, free_raw_data=False)
-            spread_val = lgb.Dataset(X_val, y_val, reference=train, init_score=base_val, free_raw_data=False)
             self.boosters[q] = lgb.train(
                 self._lgb_params(q, len(y)),
                 spread_train,
