@@ -7,7 +7,8 @@
 
 Reports p50/p95/p99 latency, throughput and errors for: single-leg /eta sequentially and with 16 and 50
 concurrent clients, 1,000-leg batches, /delivery_window, /route_eta with 50 stops; the time from process
-start to /readyz; and, in process, where a request's time goes (parse, frame, features, boosters, answer).
+start to /readyz (from the registry, and from a built Bento that carries the model); and, in process,
+where a request's time goes (parse, frame, features, boosters, answer).
 Every scenario is bounded in requests and seconds. Targets (2 cores): single leg p50 <= 4 ms and p99 <= 10 ms
 sequentially; >= 500 req/s with 16 clients; 1,000-leg batch <= 30 ms; zero errors with 50 clients for 60 s;
 ready within 20 s. The load generator shares the machine's cores with the server.
@@ -190,11 +191,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(env: dict[str, str], log: Path):
-    """`bentoml serve` on a free loopback port; yields (url, seconds to ready); always stopped."""
+def served(env: dict[str, str], log: Path, bento: str | None = None):
+    """`bentoml serve` (the project's service, or a built Bento by tag) on a free loopback port; yields
+    (url, seconds to ready); always stopped."""
     port = free_port()
-    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:EtaService"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--working-dir", str(ROOT)]
+    command = [sys.executable, "-m", "bentoml", "serve", bento or "serving.service:EtaService"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    command += [] if bento else ["--working-dir", str(ROOT)]
     started = time.monotonic()
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -323,6 +326,20 @@ def scenarios(legs: list[dict[str, object]], quick: bool) -> list[tuple[str, Cal
     ]
 
 
+def bento_ready_seconds(env: dict[str, str], workdir: Path) -> float:
+    """Build the deployable Bento around the champion and time `bentoml serve <tag>` to /readyz, with no
+    registry reachable (the model comes from the Bento)."""
+    from serving.packaging import build_bento
+
+    tag = build_bento().tag
+    offline = {**env, "ETA_HOME": str(workdir / "empty_home"), "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
+    with served(offline, workdir / "server_bento.log", bento=tag) as (url, ready_s):
+        response = httpx.post(f"{url}/eta", json={"legs": city_legs(1)}, timeout=60)
+        if response.status_code != 200 or response.json()["model"]["source"] != "bento":
+            raise RuntimeError(f"the Bento did not answer from its own model: {response.text[:300]}")
+    return round(ready_s, 1)
+
+
 def wait_for_compiled_trees(url: str, headers: dict[str, str], limit_s: float = 900.0) -> float | None:
     """Seconds until the service answers with compiled trees (None: it never did, or does not compile)."""
     started = time.monotonic()
@@ -344,6 +361,11 @@ def markdown(report: dict) -> str:
     lines = [
         f"{report['cores']} cores, load average {report['load_average_at_start']} at start (shared machine); "
         f"ready {report.get('seconds_to_ready', '?')} s after start"
+        + (
+            f" (the built Bento, model carried and no registry: {report['seconds_to_ready_bento']} s)"
+            if report.get("seconds_to_ready_bento")
+            else ""
+        )
         + (
             f", compiled trees answering {compiled} s after start (the rows below use them)"
             if compiled
@@ -406,6 +428,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
             )
             print(f"compiled trees answering {report['seconds_to_compiled_trees']} s after start", flush=True)
             run_all(url, scenarios(legs, args.quick))
+        report["seconds_to_ready_bento"] = bento_ready_seconds(env, workdir)
+        print(f"the built Bento was ready after {report['seconds_to_ready_bento']} s", flush=True)
         if args.compare_trees:
             with served({**env, "ETA_SERVE_COMPILE_TREES": "false"}, workdir / "server_lgb.log") as (url, _):
                 lightgbm = [
