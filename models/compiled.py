@@ -163,9 +163,9 @@ def _check_rows(regressor: LightGBMQuantile) -> np.ndarray:
     names = regressor.boosters[0.5].feature_name()
     thresholds: dict[str, list[float]] = {name: [0.0] for name in names}
     for booster in regressor.boosters.values():
-        splits = booster.trees_to_dataframe()[["split_feature", "threshold"]].dropna()
-        for name, value in zip(splits["split_feature"], splits["threshold"], strict=True):
-            thresholds[name].append(float(value))
+        for tree in booster.dump_model()["tree_info"]:  # LightGBM's own JSON: no pandas needed
+            for feature, threshold in _splits(tree["tree_structure"]):
+                thresholds[names[feature]].append(threshold)
     rows = np.empty((CHECK_ROWS, len(names)))
     for j, name in enumerate(names):
         values = np.asarray(thresholds[name])
@@ -173,6 +173,19 @@ def _check_rows(regressor: LightGBMQuantile) -> np.ndarray:
         rows[:, j] = picked + rng.choice([-1.0, 0.0, 1.0], CHECK_ROWS) * np.spacing(np.abs(picked) + 1.0)
     rows[rng.random(rows.shape) < 0.05] = np.nan
     return rows
+
+
+def _splits(node: dict) -> list[tuple[int, float]]:
+    """(feature index, threshold) of every numeric split under a node of `Booster.dump_model()`."""
+    found, stack = [], [node]
+    while stack:
+        node = stack.pop()
+        if "split_feature" not in node:
+            continue  # a leaf
+        if node.get("decision_type") == "<=":
+            found.append((int(node["split_feature"]), float(node["threshold"])))
+        stack += [node["left_child"], node["right_child"]]
+    return found
 
 
 def main(argv: list[str]) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from typing import TYPE_CHECKING
 
 import bentoml
 from pydantic import ValidationError
@@ -18,9 +19,7 @@ from starlette.responses import JSONResponse, Response
 from serving.config import ServingConfig
 from serving.errors import InvalidRequest
 from serving.guard import RequestGuard
-from serving.model_source import BentoStoreSource, ModelHolder, ModelSource, RegistrySource
 from serving.patches import cancel_request_timers
-from serving.predictor import EtaPredictor
 from serving.schemas import (
     DEFAULT_LEVELS,
     AdminRequest,
@@ -46,6 +45,9 @@ from serving.schemas import (
     Zone,
 )
 
+if TYPE_CHECKING:
+    from serving.model_source import ModelSource
+
 logger = logging.getLogger(__name__)
 JSON = "application/json"
 cancel_request_timers()  # see serving.patches: BentoML leaves a live timer per answered request
@@ -62,6 +64,8 @@ class _ClientErrorTracebacks(logging.Filter):
 def choose_source(config: ServingConfig, bento) -> ModelSource:
     """The Bento's own model when served from a Bento that carries one (unless told otherwise), else the
     registry."""
+    from serving.model_source import BentoStoreSource, RegistrySource
+
     carried = [m for m in (bento.info.all_models if bento else []) if m.tag.name == config.model_name]
     if config.model_source == "bento" or (config.model_source == "auto" and carried):
         if not carried:
@@ -91,6 +95,13 @@ class EtaService:
         endpoint_logger = logging.getLogger("bentoml._internal.server.http_app")
         if not any(isinstance(f, _ClientErrorTracebacks) for f in endpoint_logger.filters):
             endpoint_logger.addFilter(_ClientErrorTracebacks())
+        # The model code (polars, LightGBM, the predictor) is imported here, not at module level: `bentoml
+        # serve` imports this module in its own process too, only to read the service's configuration,
+        # and that import is on the way to /readyz (see serving/README.md, "Start-up").
+        from serving.model_source import ModelHolder, import_tree_libraries
+        from serving.predictor import EtaPredictor
+
+        import_tree_libraries()
         self.config = ServingConfig.from_env()
         self.holder = ModelHolder(
             choose_source(self.config, EtaService.bento), self.config.compile_trees, self.config.tree_threads

@@ -80,3 +80,21 @@ def test_a_failed_compile_names_the_problem(tmp_path) -> None:
     with pytest.raises(RuntimeError, match="compiling trees failed"):
         compiled.wait_compiler(compiled.start_compiler([broken]), timeout_s=120)
     assert not broken.with_suffix(".o").exists()
+
+
+def test_the_check_rows_come_from_every_split_of_every_booster(small) -> None:
+    """The thresholds read from LightGBM's JSON dump are exactly those of its own pandas view of the trees."""
+    regressor, _, _, _ = small
+    for booster in regressor.boosters.values():
+        names = booster.feature_name()
+        ours = sorted(
+            (names[feature], threshold)
+            for tree in booster.dump_model()["tree_info"]
+            for feature, threshold in compiled._splits(tree["tree_structure"])
+        )
+        view = booster.trees_to_dataframe()[["split_feature", "threshold"]].dropna()
+        assert ours == sorted(zip(view["split_feature"], view["threshold"].astype(float), strict=True))
+        assert len(ours) > 10
+    rows = compiled._check_rows(regressor)
+    assert rows.shape == (compiled.CHECK_ROWS, 6)
+    assert 0 < np.isnan(rows).mean() < 0.1  # some values missing, as promised
