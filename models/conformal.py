@@ -81,15 +81,17 @@ NO_AREA = 0  # area key of a leg without one (an H3 cell id is never 0)
 
 
 def assign_areas(keys_by_level: Sequence[np.ndarray], known: np.ndarray) -> np.ndarray:
-    """Per row, the finest of its area keys (int64 H3 ids, levels fine -> coarse) found in `known`, else
-    NO_AREA."""
+    """Per row, the finest of its area keys (int64 H3 ids, levels fine -> coarse) found in `known` (sorted
+    ascending), else NO_AREA."""
     n = len(keys_by_level[0]) if len(keys_by_level) else 0
     chosen = np.full(n, NO_AREA, dtype=np.int64)
     if len(known) == 0:
         return chosen
     for keys in reversed(keys_by_level):  # coarse first, finer levels overwrite
         keys = np.asarray(keys, dtype=np.int64)
-        hit = np.isin(keys, known)
+        # a binary search per row: np.isin would sort the known areas again on every call
+        at = np.minimum(np.searchsorted(known, keys), len(known) - 1)
+        hit = known[at] == keys
         chosen[hit] = keys[hit]
     return chosen
 
@@ -162,15 +164,13 @@ class ConformalCalibration:
 
     def offsets_for(self, segments: Sequence[str] | np.ndarray | None, n: int) -> np.ndarray:
         """(n, k) offsets: each row gets its segment's offsets, or the global ones."""
-        base = np.tile(np.asarray(self.global_offsets, dtype=float), (n, 1))
         if segments is None or not self.segment_offsets:
-            return base
-        segments = np.asarray(segments, dtype=object)
-        for key, offsets in self.segment_offsets.items():
-            mask = segments == key
-            if mask.any():
-                base[mask] = offsets
-        return base
+            return np.tile(np.asarray(self.global_offsets, dtype=float), (n, 1))
+        # a table whose row 0 holds the global offsets, and one dictionary lookup per leg (a few dozen
+        # segments: building the table costs microseconds, comparing every leg with every segment did not)
+        rows = {segment: i + 1 for i, segment in enumerate(self.segment_offsets)}
+        table = np.array([self.global_offsets, *self.segment_offsets.values()], dtype=float)
+        return table[[rows.get(segment, 0) for segment in segments]]
 
     def apply(
         self,

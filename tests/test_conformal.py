@@ -167,6 +167,28 @@ def test_area_keys_fall_back_from_fine_to_coarse() -> None:
     assert unseen.tolist() == [[3.0], [0.0]]
 
 
+def test_area_assignment_and_segment_offsets_match_a_plain_oracle() -> None:
+    """The binary-search and table lookups give what membership tests and masks give, on random keys
+    that include unknown ones, the largest known id and NO_AREA."""
+    rng = np.random.default_rng(4)
+    known = np.unique(rng.integers(1, 10**15, 40, dtype=np.int64))
+    pool = np.concatenate([known, rng.integers(1, 10**15, 40, dtype=np.int64), [0, known[-1] + 1]])
+    levels = [rng.choice(pool, 500), rng.choice(pool, 500)]
+    expected = np.zeros(500, dtype=np.int64)
+    for keys in reversed(levels):
+        hit = np.isin(keys, known)
+        expected[hit] = keys[hit]
+    np.testing.assert_array_equal(assign_areas(levels, known), expected)
+
+    segments = {f"s{i}": rng.normal(size=3).tolist() for i in range(6)}
+    calibration = ConformalCalibration([0.1, 0.5, 0.9], [0.1, 0.2, 0.3], segment_offsets=segments)
+    legs = rng.choice([*segments, "unseen"], 300).astype(object)
+    oracle = np.tile([0.1, 0.2, 0.3], (300, 1))
+    for key, offsets in segments.items():
+        oracle[legs == key] = offsets
+    np.testing.assert_array_equal(calibration.offsets_for(legs, 300), oracle)
+
+
 def test_calibration_saved_before_area_layers_still_loads() -> None:
     old = {"quantiles": [0.5], "global_offsets": [0.1], "segment_offsets": {}, "segment_counts": {}}
     restored = ConformalCalibration.from_dict(old)
