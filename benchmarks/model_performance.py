@@ -39,6 +39,53 @@ def median_seconds(run, repeats: int) -> float:
     return statistics.median(times)
 
 
+# The setting that met the 60 s boosting goal in the trials recorded in README ("Training time"): a larger
+# learning rate and fewer rows per spread round. It is not the default: see there for why.
+FASTER_SETTING = {"learning_rate": 0.15, "spread_rows_per_round": 80_000}
+COMPARED = ("pinball_mean", "mae_s", "width_80_s", "coverage_80", "coverage_90")
+GAPS = ("segment_hour_worst_gap_80", "segment_region_worst_gap_80")
+
+
+def train_and_time(trips, config: TrainConfig, label: str):
+    """Train once; (result, table row with boosting time, whole-run time and rounds per quantile)."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    result = train_eta_model(trips, config)
+    total, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    fit = result.metrics["seconds_fit"]
+    rows = result.rows["train"]
+    rounds = {q: b.current_iteration() for q, b in result.model.regressor.boosters.items()}
+    line = (
+        f"| training, {rows:,} training legs x 7 quantiles ({label}) | boosting {fit:.1f} s; whole run "
+        f"(features, calibration, evaluation, baselines) {total:.1f} s wall / {cpu:.0f} CPU-s; rounds {rounds} "
+        f"({sum(rounds.values())} trees) | <= 60 s |"
+    )
+    return result, line
+
+
+def window_metrics(result) -> str:
+    m = result.metrics
+    shown = ", ".join(f"{k} {m[k]:.4g}" for k in COMPARED)
+    return f"{shown}; worst 80% gap hour / region {m[GAPS[0]]:.3f} / {m[GAPS[1]]:.3f}"
+
+
+def faster_setting(trips, default, features) -> list[str]:
+    """Train again with FASTER_SETTING: its boosting time, its test metrics next to the default's, and the
+    compiled per-leg compute of its (fewer) trees."""
+    params = dataclasses.replace(default.model.regressor.params, **FASTER_SETTING)
+    result, line = train_and_time(trips, TrainConfig(params=params), f"not the default: {FASTER_SETTING}")
+    faster = dataclasses.replace(result.model, regressor=compiled.compile_now(result.model.regressor, nice=0))
+    compute = median_seconds(lambda: faster.predict_from_features(features), 20)
+    lines = [
+        line,
+        f"| test window, default setting | {window_metrics(default)} | |",
+        f"| test window, {FASTER_SETTING} | {window_metrics(result)} | |",
+        f"| per leg, batch of 1,000: compiled trees of the {FASTER_SETTING} model | "
+        f"{compute / 1000 * 1e6:,.1f} us | <= 10 us batched |",
+    ]
+    print("\n".join(lines), flush=True)
+    return lines
+
+
 def main(n: int) -> None:
     lines = [
         f"Measured {datetime.now(UTC):%Y-%m-%d} with `.venv/bin/python benchmarks/model_performance.py {n}` "
@@ -64,17 +111,9 @@ def main(n: int) -> None:
     ]
     print("\n".join(lines), flush=True)
 
-    started, cpu_started = time.perf_counter(), time.process_time()
-    result = train_eta_model(trips, TrainConfig())
-    total, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    fit = result.metrics["seconds_fit"]
-    rows = result.rows["train"]
-    rounds = {q: b.current_iteration() for q, b in result.model.regressor.boosters.items()}
-    lines.append(
-        f"| training, {rows:,} training legs x 7 quantiles (LightGBM, 2 threads) | boosting {fit:.1f} s; whole run "
-        f"(features, calibration, evaluation, baselines) {total:.1f} s wall / {cpu:.0f} CPU-s; rounds {rounds} | <= 60 s |"
-    )
-    print(lines[-1], flush=True)
+    result, line = train_and_time(trips, TrainConfig(), "LightGBM, 2 threads")
+    lines.append(line)
+    print(line, flush=True)
 
     model = result.model
     features = model.features(legs.head(1000))
@@ -104,6 +143,7 @@ def main(n: int) -> None:
             f"{compile_s:.0f} s, {boosters} boosters) | {compute / batch * 1e6:,.1f} us | <= 10 us batched |"
         )
         print(lines[-1], flush=True)
+    lines += faster_setting(trips, result, features)
     out = ROOT / "results" / "model_performance.md"
     out.parent.mkdir(exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
