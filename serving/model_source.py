@@ -139,10 +139,8 @@ def probe(model: EtaModel) -> np.ndarray:
     return q
 
 
-OPTIONAL_EXTRAS = (
-    "sklearn",
-    "pandas",
-)  # what LightGBM and lleaves import when installed, and serving never uses
+# what LightGBM and lleaves import whenever installed, and serving never uses
+OPTIONAL_EXTRAS = ("sklearn", "pandas")
 
 
 def import_tree_libraries() -> None:
