@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BLOCKS = {
     "accuracy": ROOT / "results" / "accuracy.md",
     "model-performance": ROOT / "results" / "model_performance.md",
+    "training-trials": ROOT / "results" / "training_trials.md",
     "serving-performance": ROOT / "results" / "serving_performance.md",
     "backtest": ROOT / "results" / "backtest.md",
 }
