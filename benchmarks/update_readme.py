@@ -25,8 +25,9 @@ def refresh(readme: str) -> str:
             if source.exists()
             else f"_not measured yet: run the command for {name}_"
         )
-        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(\n<!-- {name}:end -->)", re.DOTALL)
-        readme = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), readme)
+        # the block may be empty (a new one): its start and end markers then share one line break
+        pattern = re.compile(rf"(<!-- {name}:start -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.DOTALL)
+        readme = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), readme)
     return readme
 
 

@@ -22,6 +22,13 @@ def test_every_service_setting_is_in_the_configuration_table() -> None:
 def test_result_blocks_are_copied_from_the_results_files() -> None:
     text = README.read_text()
     assert refresh(text) == text, "README is stale: run .venv/bin/python benchmarks/update_readme.py"
-    for name in BLOCKS:
-        assert f"<!-- {name}:start -->" in text
-        assert f"<!-- {name}:end -->" in text
+    for name, source in BLOCKS.items():
+        block = text.split(f"<!-- {name}:start -->\n")[1].split(f"<!-- {name}:end -->")[0]
+        assert block.strip() == source.read_text().strip(), f"the {name} block is not {source.name}"
+
+
+def test_an_empty_block_is_filled() -> None:
+    name = next(iter(BLOCKS))
+    filled = refresh(f"intro\n<!-- {name}:start -->\n<!-- {name}:end -->\nrest\n")
+    assert BLOCKS[name].read_text().strip() in filled
+    assert refresh(filled) == filled
