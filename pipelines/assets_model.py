@@ -46,7 +46,7 @@ class TrainingConfig(dg.Config):
     cell_resolutions: list[int] = Field(default_factory=lambda: [9, 8, 7])  # H3 cells fed as ids
     split: list[float] = Field(default_factory=lambda: [0.6, 0.2, 0.2])  # days: train, calibration, test
     seed: int = 7
-    learning_rate: float = 0.08
+    learning_rate: float = 0.15
     num_leaves: int = 63
     median_rounds: int = 600
     spread_rounds: int = 200
