@@ -25,15 +25,17 @@ from features.geometry import leg_haversine_km
 from features.keys import AS_OF_DAY, with_leg_keys
 from features.legs import SMALL_BATCH_LEGS, collect_all_batch, collect_batch, conform_legs, zones_of
 from features.levels import Level, distinct_levels, log_speed
+from features.lookup import SortedIndex, gather
 from features.spec import FeatureSpec
 
 DAY = "day"
 CUM_TRIPS, CUM_SUM = "cum_trips", "cum_log_speed_sum"
 TRIPS, SUM = "trips", "log_speed_sum"
 META_FILE = "frozen_aggregates.json"
-# Serving batches up to this many legs read frozen statistics by dictionary lookups instead of joins
-# (same values; a 1-leg request spent ~3 ms hashing the nine level tables for its joins).
-LOOKUP_LEGS = 256
+# Serving batches up to this many legs find frozen statistics by binary search instead of joins (same
+# values; a 1-leg request spent ~3 ms hashing the nine level tables for its joins). Binary search costs
+# ~0.1 us per leg, key column and level, so from some thousands of legs on the joins are cheaper.
+LOOKUP_LEGS = 2_000
 
 
 class AggregateSource(Protocol):
@@ -187,33 +189,31 @@ class FrozenAggregates:
         ]
         return _with_level_columns(keyed, per_level)
 
-    def _lookups(self) -> dict[str, dict[tuple, tuple[int, float]]]:
-        """Per level, key tuple -> (trips, log-speed sum); built on first use and kept with the snapshot."""
-        cached = self.__dict__.get("_lookup_cache")
+    def _indexes(self) -> dict[str, SortedIndex | None]:
+        """Per level, the table sorted for binary search (built on first use and kept with the snapshot)."""
+        cached = self.__dict__.get("_index_cache")
         if cached is None:
             cached = {
-                level.name: {
-                    row[: len(level.keys)]: row[len(level.keys) :]
-                    for row in self.tables[level.name].select(*level.keys, TRIPS, SUM).iter_rows()
-                }
+                level.name: SortedIndex.build(self.tables[level.name], level.keys)
                 for level in distinct_levels(self.spec)
             }
-            object.__setattr__(self, "_lookup_cache", cached)  # frozen dataclass: a cache, not state
+            object.__setattr__(self, "_index_cache", cached)  # frozen dataclass: a cache, not state
         return cached
 
     def _looked_up(self, keyed: pl.DataFrame) -> pl.LazyFrame:
-        """The same columns as the joins, by dictionary lookups: for a few live legs a join costs more in
-        fixed overhead (hashing every level's table) than the lookups. A key with a null never matches,
-        as in the join."""
-        lookups = self._lookups()
+        """The same columns as the joins, by binary search in the sorted tables (`features.lookup`): for a
+        live batch a join costs more in fixed overhead (hashing every level's table) than the search. A key
+        with a null never matches, as in the join."""
         columns = []
         for level in distinct_levels(self.spec):
-            table = lookups[level.name]
-            keys = zip(*(keyed[k].to_list() for k in level.keys), strict=True)
-            found = [table.get(key, (0, 0.0)) if None not in key else (0, 0.0) for key in keys]
-            schema = self.tables[level.name].schema
-            columns.append(pl.Series(level.trips, [f[0] for f in found], dtype=schema[TRIPS]))
-            columns.append(pl.Series(level.log_speed_sum, [f[1] for f in found], dtype=schema[SUM]))
+            index, table = self._indexes()[level.name], self.tables[level.name]
+            if index is None:  # keys too many to code in int64: join this level
+                stats = _level_columns(keyed, table.lazy(), level, list(level.keys))
+                columns += collect_batch(stats, keyed.height).get_columns()
+                continue
+            rows = index.find(keyed)
+            columns.append(gather(table.get_column(TRIPS), rows, 0, level.trips))
+            columns.append(gather(table.get_column(SUM), rows, 0.0, level.log_speed_sum))
         return keyed.hstack(columns).lazy()
 
     def save(self, directory: str | Path) -> None:
