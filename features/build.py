@@ -10,7 +10,7 @@ from features.cells import cell_column, grid_distance
 from features.geometry import bearing_deg, leg_haversine_km
 from features.keys import with_leg_keys
 from features.legs import SMALL_BATCH_LEGS, collect_batch, conform_legs, zones_of
-from features.levels import aggregate_features
+from features.levels import aggregate_feature_stages
 from features.plans import Stages, apply_stages, cached_stages
 from features.spec import FeatureSpec
 
@@ -60,7 +60,7 @@ def _feature_stages(spec: FeatureSpec) -> Stages:
         columns = {**spec.feature_dtypes(), **spec.context_dtypes()}
         return [
             *leg_feature_stages(spec),
-            aggregate_features(spec),
+            *aggregate_feature_stages(spec),
             [pl.col(name).cast(dtype) for name, dtype in columns.items()],
         ]
 

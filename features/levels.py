@@ -80,7 +80,7 @@ def log_speed(spec: FeatureSpec) -> pl.Expr:
 
 
 def shrunk_log_speed(chain: tuple[Level, ...], k: float) -> pl.Expr:
-    """The chain's finest level shrunk towards its parents (see the module docstring)."""
+    """The chain's finest level shrunk towards its parents (see the module docstring), as one expression."""
     root = chain[-1]
     value = pl.when(pl.col(root.trips) > 0).then(pl.col(root.log_speed_sum) / pl.col(root.trips))
     for level in reversed(chain[:-1]):
@@ -88,26 +88,64 @@ def shrunk_log_speed(chain: tuple[Level, ...], k: float) -> pl.Expr:
     return value
 
 
-def aggregate_features(spec: FeatureSpec) -> list[pl.Expr]:
-    """Model inputs from the per-level statistics columns (`{level}_trips`, `{level}_log_speed_sum`)
-    and `haversine_km`."""
-    chain = chains(spec)
+def shrunk_column(level: Level) -> str:
+    """The (intermediate) column holding a level's shrunk log speed."""
+    return f"{level.name}_shrunk_log_speed"
+
+
+def shrinkage_stages(spec: FeatureSpec) -> list[list[pl.Expr]]:
+    """Every level's shrunk log speed as its own column, one stage per distance from the global level.
+
+    The same arithmetic as `shrunk_log_speed`, but each expression reads its parent's column instead of
+    nesting the parent's whole expression: polars plans a nested chain in time that grows with its depth,
+    and on a live batch of a few legs planning is most of the cost (one-leg aggregate stage: ~2 ms nested).
+    Every level has one parent, whichever chain it is in (the chains share only their roots).
+    """
     k = spec.shrinkage_trips
+    parent: dict[Level, Level | None] = {}
+    for chain in chains(spec).values():
+        for level, above in zip(chain, (*chain[1:], None), strict=True):
+            if parent.setdefault(level, above) != above:
+                raise ValueError(f"level {level.name} has two parents")
+
+    def depth(level: Level) -> int:
+        above = parent[level]
+        return 0 if above is None else 1 + depth(above)
+
+    stages: list[list[pl.Expr]] = [[] for _ in range(max(map(depth, parent)) + 1)]
+    for level in parent:
+        above = parent[level]
+        if above is None:
+            value = pl.when(pl.col(level.trips) > 0).then(pl.col(level.log_speed_sum) / pl.col(level.trips))
+        else:
+            value = (pl.col(level.log_speed_sum) + k * pl.col(shrunk_column(above))) / (
+                pl.col(level.trips) + k
+            )
+        stages[depth(level)].append(value.alias(shrunk_column(level)))
+    return stages
+
+
+def aggregate_feature_stages(spec: FeatureSpec) -> list[list[pl.Expr]]:
+    """Model inputs from the per-level statistics columns (`{level}_trips`, `{level}_log_speed_sum`)
+    and `haversine_km`: the shrinkage stages, then the features read from them."""
+    chain = chains(spec)
     has_courier = pl.col(COURIER).is_not_null()
-    od_log_speed = shrunk_log_speed(chain["od"], k)
     courier, global_level = chain["courier"]
-    global_mean = shrunk_log_speed((global_level,), k)
+    od_log_speed = pl.col(shrunk_column(chain["od"][0]))
     return [
-        shrunk_log_speed(chain["origin"], k).alias("origin_log_speed"),
-        pl.col(chain["origin"][0].trips).alias("origin_trips"),
-        shrunk_log_speed(chain["dest"], k).alias("dest_log_speed"),
-        pl.col(chain["dest"][0].trips).alias("dest_trips"),
-        od_log_speed.alias("od_log_speed"),
-        pl.col(chain["od"][0].trips).alias("od_trips"),
-        # what a routing engine's free-flow ETA would say: distance at the pair's typical speed
-        (pl.col("haversine_km") / od_log_speed.exp() * 3600.0).alias("prior_duration_s"),
-        pl.when(has_courier)
-        .then(shrunk_log_speed(chain["courier"], k) - global_mean)
-        .alias("courier_log_speed_factor"),
-        pl.when(has_courier).then(pl.col(courier.trips)).alias("courier_trips"),
+        *shrinkage_stages(spec),
+        [
+            pl.col(shrunk_column(chain["origin"][0])).alias("origin_log_speed"),
+            pl.col(chain["origin"][0].trips).alias("origin_trips"),
+            pl.col(shrunk_column(chain["dest"][0])).alias("dest_log_speed"),
+            pl.col(chain["dest"][0].trips).alias("dest_trips"),
+            od_log_speed.alias("od_log_speed"),
+            pl.col(chain["od"][0].trips).alias("od_trips"),
+            # what a routing engine's free-flow ETA would say: distance at the pair's typical speed
+            (pl.col("haversine_km") / od_log_speed.exp() * 3600.0).alias("prior_duration_s"),
+            pl.when(has_courier)
+            .then(pl.col(shrunk_column(courier)) - pl.col(shrunk_column(global_level)))
+            .alias("courier_log_speed_factor"),
+            pl.when(has_courier).then(pl.col(courier.trips)).alias("courier_trips"),
+        ],
     ]

@@ -253,3 +253,27 @@ def test_sparse_cell_is_pulled_to_its_parent_and_a_busy_cell_keeps_its_mean() ->
     assert out["origin_log_speed"].to_list() == pytest.approx([expected_sparse, expected_busy], rel=1e-9)
     assert abs(expected_sparse - mean) < 0.05 * abs(math.log(10) - mean)
     assert abs(expected_busy - math.log(20)) < 0.004
+
+
+def test_shrinkage_stages_equal_the_nested_chain_expressions() -> None:
+    """Each level's staged column (reading its parent's column) equals the whole chain as one expression."""
+    import numpy as np
+
+    from features.levels import chains, distinct_levels, shrinkage_stages, shrunk_column, shrunk_log_speed
+    from features.plans import apply_stages
+
+    spec = FeatureSpec()
+    rng = np.random.default_rng(4)
+    n = 200
+    columns = {}
+    for level in distinct_levels(spec):
+        trips = rng.integers(0, 40, n) * (rng.random(n) > 0.3)  # a third of the rows: no trips at all
+        columns[level.trips] = trips
+        columns[level.log_speed_sum] = trips * rng.normal(3.0, 0.3, n)
+    stats = pl.DataFrame(columns)
+    staged = apply_stages(stats.lazy(), shrinkage_stages(spec)).collect()
+    for chain in chains(spec).values():
+        for start in range(len(chain)):
+            nested = stats.select(shrunk_log_speed(chain[start:], spec.shrinkage_trips)).to_series()
+            assert staged[shrunk_column(chain[start])].to_list() == nested.to_list()
+    assert staged["global_shrunk_log_speed"].null_count() > 0  # rows with no trips anywhere stay null
