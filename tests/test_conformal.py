@@ -269,3 +269,44 @@ def test_with_the_evidence_rule_regions_come_first_and_cells_only_where_they_dif
     restored = ConformalCalibration.from_dict(fitted.to_dict())
     assert restored == fitted
     assert np.array_equal(restored.apply(q_hat, areas=areas_test), calibrated)
+
+
+@pytest.mark.parametrize("hour_dtype", ["Int8", "Int16"])
+def test_segment_and_area_keys_match_a_polars_oracle_with_nulls_and_without(hour_dtype: str) -> None:
+    """The numpy fast path (no nulls, Int8 bands) and the polars path (nulls) give the keys the plain
+    polars expressions give."""
+    import polars as pl
+
+    from features.spec import FeatureSpec
+    from models.bundle import conformal_areas, conformal_segments
+
+    spec = FeatureSpec()
+    columns = [f"{end}_cell_r7" for end in ("origin", "dest")] + [
+        f"{end}_region_r6" for end in ("origin", "dest")
+    ]
+    full = pl.DataFrame(
+        {
+            "haversine_km": [0.4, 1.5, 2.9, 3.0, 7.5],
+            "hour_band": pl.Series([0, 1, 2, 3, 4], dtype=getattr(pl, hour_dtype)),
+            **{c: [617700169958293503 + i for i in range(5)] for c in columns},
+        }
+    )
+    holes = full.with_columns(pl.when(pl.int_range(pl.len()) != 2).then(pl.all()))  # row 2: all null
+    for frame in (full, holes):
+        oracle = frame.select(
+            pl.col("haversine_km")
+            .fill_null(0.0)
+            .cut([1.5, 3.0, 6.0], labels=["lt1.5km", "1.5-3km", "3-6km", "ge6km"], left_closed=True)
+            .cast(pl.String)
+            + "|"
+            + pl.col("hour_band").cast(pl.String).fill_null("?")
+        ).to_series()
+        assert conformal_segments(frame).tolist() == oracle.to_list()
+        areas = conformal_areas(frame, spec)
+        for end in ("origin", "dest"):
+            got = [a.tolist() for a in areas[end]]
+            assert got == [
+                frame[f"{end}_cell_r7"].fill_null(0).to_list(),
+                frame[f"{end}_region_r6"].fill_null(0).to_list(),
+            ]
+    assert conformal_segments(holes)[2] == "lt1.5km|?"
