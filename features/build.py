@@ -80,11 +80,17 @@ def build_features(
         raise ValueError(
             f"aggregates were built with spec {aggregates.spec.version}, not this spec {spec.version}"
         )
-    # a lazy input's size is known only once collected: it runs with the default flags, and only once
-    size_hint = legs.height if isinstance(legs, pl.DataFrame) else SMALL_BATCH_LEGS
-    conformed = collect_batch(conform_legs(legs), size_hint)
-    n = conformed.height
-    keyed = with_leg_keys(conformed.lazy(), zones_of(conformed), spec)
+    conformed = conform_legs(legs)  # checks the columns now, converts lazily
+    if isinstance(legs, pl.DataFrame) and legs.height < SMALL_BATCH_LEGS:
+        # a live batch: its zones are read from the input as it is, and conforming and keying run as one
+        # query (one fewer collect, ~0.3 ms of a 1-leg build)
+        n, zones = legs.height, zones_of(legs)
+    else:
+        # a lazy input's size is known only once collected: it runs with the default flags, and only once
+        size_hint = legs.height if isinstance(legs, pl.DataFrame) else SMALL_BATCH_LEGS
+        collected = collect_batch(conformed, size_hint)
+        n, zones, conformed = collected.height, zones_of(collected), collected.lazy()
+    keyed = with_leg_keys(conformed, zones, spec)
     *features, selected = _feature_stages(spec)
     frame = apply_stages(aggregates.stats_for(keyed, n), tuple(features))
     return collect_batch(frame.select(selected), n)

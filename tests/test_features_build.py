@@ -227,3 +227,29 @@ def test_expression_stages_are_built_once_per_spec_and_zones() -> None:
     assert friday.sum() > 0
     assert (weekend_copy.filter(friday) == 1).all()
     assert (weekend_spec.filter(friday) == 0).all()
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_batch_without_a_required_column_is_refused_by_name(lazy: bool) -> None:
+    spec = FeatureSpec(lookback_days=5)
+    frozen = AggregateTable.from_trips(_history(), spec).freeze(date(2024, 3, 8))
+    legs = _requests(date(2024, 3, 8)).drop("tz")
+    with pytest.raises(ValueError, match=r"missing required columns: \['tz'\]"):
+        build_features(legs.lazy() if lazy else legs, frozen, spec)
+
+
+def test_a_live_batch_and_the_same_legs_as_a_lazy_frame_get_the_same_features() -> None:
+    """Live batches conform and key in one query, lazy inputs collect first: the same rows either way,
+    with zones mixed and a categorical zone column."""
+    spec = FeatureSpec(lookback_days=5)
+    frozen = AggregateTable.from_trips(_history(), spec).freeze(date(2024, 3, 8))
+    legs = _requests(date(2024, 3, 8))
+    legs = legs.with_columns(
+        pl.when(pl.int_range(pl.len()) % 3 == 0)
+        .then(pl.lit("Europe/London"))
+        .otherwise(pl.col("tz"))
+        .alias("tz")
+    )
+    live = build_features(legs.with_columns(pl.col("tz").cast(pl.Categorical)), frozen, spec)
+    assert_frame_equal(live, build_features(legs.lazy(), frozen, spec), check_exact=True)
+    assert live["hour_sin"].n_unique() > 1
