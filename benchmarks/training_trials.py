@@ -25,7 +25,7 @@ from models.quantile import BoostingParams
 from models.train import TrainConfig, train_eta_model
 
 ROOT = Path(__file__).resolve().parent.parent
-# the default until 2026-11-22 (learning rate 0.08, 150k rows per spread round), which took 100-125 s
+# the default until 2026-11-22 (learning rate 0.08, 150k rows per spread round), which took 95-125 s
 PREVIOUS_DEFAULT: dict[str, object] = {"learning_rate": 0.08, "spread_rows_per_round": 150_000}
 TRIALS: list[dict[str, object]] = [
     PREVIOUS_DEFAULT,
