@@ -204,9 +204,9 @@ class FrozenAggregates:
         """The same columns as the joins, by binary search in the sorted tables (`features.lookup`): for a
         live batch a join costs more in fixed overhead (hashing every level's table) than the search. A key
         with a null never matches, as in the join."""
-        columns = []
+        columns, indexes = [], self._indexes()
         for level in distinct_levels(self.spec):
-            index, table = self._indexes()[level.name], self.tables[level.name]
+            index, table = indexes[level.name], self.tables[level.name]
             if index is None:  # keys too many to code in int64: join this level
                 stats = _level_columns(keyed, table.lazy(), level, list(level.keys))
                 columns += collect_batch(stats, keyed.height).get_columns()

@@ -22,6 +22,12 @@ import polars as pl
 MAX_CODE = 2**62  # the product of the key columns' distinct counts must stay below this (int64 codes)
 
 
+def search_sorted(sorted_values: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per value: a position in `sorted_values` (ascending, not empty) and whether the value is there."""
+    at = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return at, sorted_values[at] == values
+
+
 def _values(column: pl.Series) -> tuple[np.ndarray, np.ndarray | None]:
     """The column as numpy values (nulls replaced by a placeholder) and its null mask (None: no nulls).
 
@@ -75,14 +81,14 @@ class SortedIndex:
         positions = []
         for key, unique in zip(self.keys, self.distinct, strict=True):
             values, nulls = _values(frame.get_column(key))
-            at = np.minimum(np.searchsorted(unique, values), len(unique) - 1)
-            matched &= unique[at] == values
+            at, found = search_sorted(unique, values)
+            matched &= found
             if nulls is not None:
                 matched &= ~nulls
             positions.append(at)
         codes = _combine(positions, self.distinct, n)
-        at = np.minimum(np.searchsorted(self.codes, codes), len(self.codes) - 1)
-        matched &= self.codes[at] == codes
+        at, found = search_sorted(self.codes, codes)
+        matched &= found
         return np.where(matched, self.order[at], -1)
 
 

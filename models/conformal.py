@@ -55,6 +55,8 @@ from functools import cached_property
 
 import numpy as np
 
+from features.lookup import search_sorted
+
 GLOBAL = "__global__"
 
 
@@ -90,8 +92,7 @@ def assign_areas(keys_by_level: Sequence[np.ndarray], known: np.ndarray) -> np.n
     for keys in reversed(keys_by_level):  # coarse first, finer levels overwrite
         keys = np.asarray(keys, dtype=np.int64)
         # a binary search per row: np.isin would sort the known areas again on every call
-        at = np.minimum(np.searchsorted(known, keys), len(known) - 1)
-        hit = known[at] == keys
+        _, hit = search_sorted(known, keys)
         chosen[hit] = keys[hit]
     return chosen
 
@@ -121,8 +122,7 @@ class AreaLayer:
         if not len(known):
             return extra
         table = table.reshape(-1, k)
-        index = np.clip(np.searchsorted(known, chosen), 0, len(known) - 1)
-        found = known[index] == chosen
+        index, found = search_sorted(known, chosen)
         extra[found] = table[index[found]]
         return extra
 
