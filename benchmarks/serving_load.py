@@ -1,14 +1,15 @@
 """Load benchmark of the ETA service over real HTTP on loopback (a benchmark, not a test).
 
-    .venv/bin/python benchmarks/serving_load.py                 # start `bentoml serve` on the champion
+    .venv/bin/python benchmarks/serving_load.py                 # start `eta serve` on the champion
     .venv/bin/python benchmarks/serving_load.py --synthetic     # train a small champion in a temp ETA_HOME
     .venv/bin/python benchmarks/serving_load.py --url http://127.0.0.1:3000    # an already running service
     add --quick for shorter runs, --compare-batching to rerun the concurrent case with batching off
 
 Reports p50/p95/p99 latency, throughput and errors for: single-leg /eta sequentially and with 16 and 50
 concurrent clients, 1,000-leg batches, /delivery_window, /route_eta with 50 stops; the time from process
-start to /readyz (from the registry, and from a built Bento that carries the model); and, in process,
-where a request's time goes (parse, frame, features, boosters, answer).
+start to /readyz (from the registry with `eta serve` and with `bentoml serve` itself, and from a built
+Bento that carries the model); and, in process, where a request's time goes (parse, frame, features,
+boosters, answer).
 Every scenario is bounded in requests and seconds. Targets (2 cores): single leg p50 <= 4 ms and p99 <= 10 ms
 sequentially; >= 500 req/s with 16 clients; 1,000-leg batch <= 30 ms; zero errors with 50 clients for 60 s;
 ready within 20 s. The load generator shares the machine's cores with the server.
@@ -191,13 +192,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(env: dict[str, str], log: Path, bento: str | None = None):
-    """`bentoml serve` (the project's service, or a built Bento by tag) on a free loopback port; yields
-    (url, seconds to ready); always stopped."""
+def served(env: dict[str, str], log: Path, bento: str | None = None, direct: bool = False):
+    """The service on a free loopback port: `eta serve` (registry sidecar first, then `bentoml serve`), or
+    `bentoml serve` itself (`direct`, or a built Bento by tag); yields (url, seconds to ready); always
+    stopped."""
     port = free_port()
-    command = [sys.executable, "-m", "bentoml", "serve", bento or "serving.service:EtaService"]
+    if bento or direct:
+        command = [sys.executable, "-m", "bentoml", "serve", bento or "serving.service:EtaService"]
+        command += [] if bento else ["--working-dir", str(ROOT)]
+    else:
+        command = [sys.executable, "-m", "eta_cli.main", "serve"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
-    command += [] if bento else ["--working-dir", str(ROOT)]
     started = time.monotonic()
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -340,6 +345,13 @@ def bento_ready_seconds(env: dict[str, str], workdir: Path) -> float:
     return round(ready_s, 1)
 
 
+def direct_ready_seconds(env: dict[str, str], workdir: Path) -> float:
+    """Time `bentoml serve serving.service:EtaService` itself to /readyz: no sidecar waits for the worker,
+    which starts its own when it builds the service."""
+    with served(env, workdir / "server_direct.log", direct=True) as (_, ready_s):
+        return round(ready_s, 1)
+
+
 def wait_for_compiled_trees(url: str, headers: dict[str, str], limit_s: float = 900.0) -> float | None:
     """Seconds until the service answers with compiled trees (None: it never did, or does not compile)."""
     started = time.monotonic()
@@ -360,9 +372,10 @@ def markdown(report: dict) -> str:
     compiled = report.get("seconds_to_compiled_trees")
     lines = [
         f"{report['cores']} cores, load average {report['load_average_at_start']} at start (shared machine); "
-        f"ready {report.get('seconds_to_ready', '?')} s after start"
+        f"ready {report.get('seconds_to_ready', '?')} s after `eta serve` started"
         + (
-            f" (the built Bento, model carried and no registry: {report['seconds_to_ready_bento']} s)"
+            f" (`bentoml serve` itself: {report['seconds_to_ready_direct']} s; the built Bento, model carried "
+            f"and no registry: {report['seconds_to_ready_bento']} s)"
             if report.get("seconds_to_ready_bento")
             else ""
         )
@@ -428,6 +441,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
             )
             print(f"compiled trees answering {report['seconds_to_compiled_trees']} s after start", flush=True)
             run_all(url, scenarios(legs, args.quick))
+        report["seconds_to_ready_direct"] = direct_ready_seconds(env, workdir)
+        print(f"`bentoml serve` itself was ready after {report['seconds_to_ready_direct']} s", flush=True)
         report["seconds_to_ready_bento"] = bento_ready_seconds(env, workdir)
         print(f"the built Bento was ready after {report['seconds_to_ready_bento']} s", flush=True)
         if args.compare_trees:

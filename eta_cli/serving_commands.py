@@ -52,6 +52,14 @@ def serve(
             fg=typer.colors.RED,
         )
         raise typer.Exit(2)
+    if bento is None and config.model_source != "bento":
+        # the registry sidecar starts first: it imports mlflow and downloads the champion while `bentoml
+        # serve` starts, and the worker finds it through the environment (serving/registry_sync.py)
+        from models.tracking import tracking_uri
+        from serving.registry_sync import ENV_ADDRESS, RegistrySync
+
+        sync = RegistrySync.start(tracking_uri(), prefetch=(config.model_name, config.model_alias))
+        os.environ[ENV_ADDRESS] = sync.address
     if poll_seconds is not None:
         os.environ["ETA_SERVE_POLL_SECONDS"] = str(poll_seconds)
     use_project_bentoml_home()
@@ -69,7 +77,7 @@ def serve(
     if bento is None:
         command += ["--working-dir", str(PROJECT_ROOT)]
     typer.echo(f"ETA service on http://{host}:{port}/ (OpenAPI page; schema at /docs.json)", err=True)
-    os.execv(sys.executable, command)
+    os.execv(sys.executable, command)  # same process: the sidecar's parent stays alive while serving
 
 
 def build_bento(

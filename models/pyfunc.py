@@ -14,8 +14,8 @@ import pandas as pd
 import polars as pl
 
 from models.quantile import qtag
+from models.tracking import MODEL_ARTIFACT as ARTIFACT_KEY
 
-ARTIFACT_KEY = "eta_model"
 # requirements written into the logged model, so MLflow does not spend ~13 s inferring them
 PIP_REQUIREMENTS = [
     "lastmile-eta",

@@ -15,6 +15,8 @@ from data_contracts.home import eta_home
 REGISTERED_MODEL = "eta-model"
 EXPERIMENT = "eta"
 CHAMPION, CHALLENGER = "champion", "challenger"
+# the logged pyfunc's artifact that holds the `EtaModel` bundle folder (`context.artifacts[MODEL_ARTIFACT]`)
+MODEL_ARTIFACT = "eta_model"
 # sqlite: wait up to 60 s for a lock instead of failing with "database is locked" when Dagster runs
 # steps in parallel processes
 SQLITE_TIMEOUT_S = 60

@@ -52,37 +52,45 @@ class ModelSource(Protocol):
 
 
 class RegistrySource:
-    """`models:/<name>@<alias>` in the MLflow registry at the configured tracking URI."""
+    """`models:/<name>@<alias>` in the MLflow registry at the configured tracking URI.
+
+    The registry is asked through a sidecar process (`serving.registry_sync`), which imports mlflow and
+    downloads versions; this process loads the downloaded bundle and never imports mlflow. Creating the
+    source starts the sidecar (or finds the one `eta serve` started), so it works while the caller goes on.
+    """
 
     def __init__(self, name: str, alias: str) -> None:
         from models.tracking import tracking_uri
+        from serving.registry_sync import sidecar_for
 
         self.name, self.alias, self.uri = name, alias, tracking_uri()
+        sidecar_for(self.uri, prefetch=(name, alias))  # started now: it works while the caller goes on
+        self._found: dict[str, dict[str, object]] = {}  # version -> the sidecar's answer (bundle, run id)
 
     def __repr__(self) -> str:
         return f"RegistrySource(models:/{self.name}@{self.alias} at {self.uri})"
 
     def current_version(self) -> str | None:
-        from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
-
-        client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-        try:
-            return str(client.get_model_version_by_alias(self.name, self.alias).version)
-        except MlflowException:
+        answer = self._ask({"op": "resolve", "name": self.name, "alias": self.alias})
+        if answer["version"] is None:
             return None
+        version = str(answer["version"])
+        self._found[version] = answer
+        return version
+
+    def _ask(self, request: dict[str, object]) -> dict[str, object]:
+        from serving.registry_sync import sidecar_for
+
+        return sidecar_for(self.uri).ask(request)
 
     def load(self, version: str) -> LoadedModel:
-        import mlflow
-
-        from models.pyfunc import load_eta_model
-
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_registry_uri(self.uri)
         # by version, not by alias: the alias may move between resolving it and loading it
-        model, metadata = load_eta_model(f"models:/{self.name}/{version}")
+        answer = self._found.get(version)
+        if answer is None or not Path(str(answer["bundle"])).exists():  # (a sidecar restarted since)
+            answer = self._ask({"op": "fetch", "name": self.name, "version": version})
+        model = EtaModel.load(Path(str(answer["bundle"])))
         info = ModelInfo(
-            name=self.name, version=version, alias=self.alias, source="registry", run_id=metadata.run_id
+            name=self.name, version=version, alias=self.alias, source="registry", run_id=answer["run_id"]
         )
         return LoadedModel(model, info)
 

@@ -18,7 +18,6 @@ from pathlib import Path
 import yaml
 
 from data_contracts.home import PROJECT_ROOT, eta_home
-from serving.model_source import BUNDLE_DIR
 
 BENTOFILE = PROJECT_ROOT / "bentofile.yaml"
 BUILD_KEYS = ("name", "labels", "description", "include", "exclude", "envs", "docker", "python", "conda")
@@ -62,6 +61,7 @@ def export_champion(name: str = "eta-model", alias: str = "champion") -> tuple[s
 
     from models.pyfunc import load_eta_model
     from models.tracking import alias_version, tracking_uri
+    from serving.model_source import BUNDLE_DIR
 
     version = alias_version(alias, name)
     if version is None:

@@ -101,11 +101,12 @@ class EtaService:
         from serving.model_source import ModelHolder, import_tree_libraries
         from serving.predictor import EtaPredictor
 
-        import_tree_libraries()
         self.config = ServingConfig.from_env()
-        self.holder = ModelHolder(
-            choose_source(self.config, EtaService.bento), self.config.compile_trees, self.config.tree_threads
-        )
+        # first the source: a registry source starts its sidecar, which imports mlflow on the other core
+        # while this process imports the tree libraries
+        source = choose_source(self.config, EtaService.bento)
+        import_tree_libraries()
+        self.holder = ModelHolder(source, self.config.compile_trees, self.config.tree_threads)
         self.holder.load_initial()
         self.predictor = EtaPredictor(self.holder, self.config)
 

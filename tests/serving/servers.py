@@ -1,4 +1,5 @@
-"""Start a real `bentoml serve` process on a free loopback port, wait until ready, always stop it."""
+"""Start a real server process (`bentoml serve`, or `eta serve` which wraps it) on a free loopback port, wait
+until ready, always stop it."""
 
 from __future__ import annotations
 
@@ -38,10 +39,22 @@ def server_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def bentoml_serve(target: str, cwd: Path, env: dict[str, str], log: Path) -> Iterator[Server]:
+def bentoml_serve(target: str, cwd: Path, env: dict[str, str], log: Path):
+    """`bentoml serve TARGET` (the service in the source tree, or a built Bento by tag)."""
     port = free_port()
     command = [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(port)]
+    return _serving(command, port, cwd, env, log)
+
+
+def eta_serve(cwd: Path, env: dict[str, str], log: Path):
+    """`eta serve`: the project's command, which starts the registry sidecar and then `bentoml serve`."""
+    port = free_port()
+    command = [sys.executable, "-m", "eta_cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return _serving(command, port, cwd, env, log)
+
+
+@contextmanager
+def _serving(command: list[str], port: int, cwd: Path, env: dict[str, str], log: Path) -> Iterator[Server]:
     started = time.monotonic()
     with log.open("wb") as log_file:
         process = subprocess.Popen(
@@ -57,7 +70,7 @@ def bentoml_serve(target: str, cwd: Path, env: dict[str, str], log: Path) -> Ite
 def _wait_ready(url: str, process: subprocess.Popen, log: Path, started: float) -> float:
     while time.monotonic() - started < READY_TIMEOUT_S:
         if process.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{log.read_text()[-4000:]}")
         try:
             if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
                 return time.monotonic() - started

@@ -1,17 +1,19 @@
-"""Level 3: the real `bentoml serve` process on a loopback port, over real HTTP."""
+"""Level 3: the real server process, started by `eta serve` (registry sidecar, then `bentoml serve`) on a
+loopback port, over real HTTP."""
 
 from __future__ import annotations
 
 import json
 import pickle
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from data_contracts.home import PROJECT_ROOT
 from tests.serving.payloads import ETA_BODY, ROUTE, leg_json
-from tests.serving.servers import bentoml_serve, server_env
+from tests.serving.servers import eta_serve, server_env
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +23,7 @@ def server(champion, tmp_path_factory):
     """The real server, compiling the champion's trees in the background as it does by default."""
     log = tmp_path_factory.mktemp("server") / "bentoml.log"
     env = server_env(ETA_SERVE_COMPILE_TREES="1")
-    with bentoml_serve("serving.service:EtaService", PROJECT_ROOT, env, log) as running:
+    with eta_serve(PROJECT_ROOT, env, log) as running:
         yield running
 
 
@@ -36,6 +38,24 @@ def test_probes_and_metrics(server) -> None:
     metrics = httpx.get(f"{server.url}/metrics")
     assert metrics.status_code == 200
     assert "bentoml_service_request" in metrics.text
+
+
+def _children(pid: int) -> list[str]:
+    """Command lines of the processes whose parent is `pid` (from /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            if f"\nPPid:\t{pid}\n" in status.read_text():
+                found.append((status.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:  # a process that ended meanwhile
+            continue
+    return found
+
+
+def test_eta_serve_runs_the_registry_sidecar_beside_bentoml(server) -> None:
+    """`eta serve` started the sidecar, then became `bentoml serve` (same process): the sidecar is its child."""
+    assert any("serving.registry_sync" in command for command in _children(server.process.pid))
+    assert httpx.get(f"{server.url}/readyz").status_code == 200
 
 
 def test_answers_match_the_in_process_app(server, client) -> None:
