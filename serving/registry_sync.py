@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import json
-import logging
 import os
 import shutil
 import signal
@@ -42,7 +41,6 @@ import yaml
 
 from models.tracking import MODEL_ARTIFACT
 
-logger = logging.getLogger(__name__)
 ENV_ADDRESS = "ETA_SERVE_REGISTRY_SYNC"
 # the first answer waits for the sidecar to import mlflow (up to ~17 s measured here); the rest take ~0.1 s
 ANSWER_TIMEOUT_S = 300.0
