@@ -16,13 +16,15 @@ import threading
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-
-from models.bundle import EtaModel
-from serving.frames import probe_frame
 from serving.schemas import ModelInfo, SwapResult
+
+if TYPE_CHECKING:  # the model code (polars, numpy) is imported where a model is loaded or probed: a
+    # registry source is created first and starts its sidecar sooner (serving.service)
+    import numpy as np
+
+    from models.bundle import EtaModel
 
 logger = logging.getLogger(__name__)
 BUNDLE_DIR = "eta_model"  # the EtaModel folder inside a BentoML model
@@ -88,6 +90,8 @@ class RegistrySource:
         answer = self._found.get(version)
         if answer is None or not Path(str(answer["bundle"])).exists():  # (a sidecar restarted since)
             answer = self._ask({"op": "fetch", "name": self.name, "version": version})
+        from models.bundle import EtaModel
+
         model = EtaModel.load(Path(str(answer["bundle"])))
         info = ModelInfo(
             name=self.name, version=version, alias=self.alias, source="registry", run_id=answer["run_id"]
@@ -105,6 +109,8 @@ class BentoStoreSource:
         return self.labels["mlflow_version"]
 
     def load(self, version: str) -> LoadedModel:
+        from models.bundle import EtaModel
+
         model = EtaModel.load(self.path / BUNDLE_DIR)
         info = ModelInfo(
             name=self.labels.get("mlflow_name", "eta-model"),
@@ -139,6 +145,10 @@ class InMemorySource:
 
 def probe(model: EtaModel) -> np.ndarray:
     """One real prediction; raises if the answer is not finite, positive and monotone."""
+    import numpy as np
+
+    from serving.frames import probe_frame
+
     q = model.predict_quantiles(probe_frame())
     if q.shape != (1, len(model.quantiles)) or not np.all(np.isfinite(q)) or not np.all(q > 0):
         raise RuntimeError(f"probe prediction is not finite and positive: {q.tolist()}")

@@ -98,13 +98,13 @@ class EtaService:
         # The model code (polars, LightGBM, the predictor) is imported here, not at module level: `bentoml
         # serve` imports this module in its own process too, only to read the service's configuration,
         # and that import is on the way to /readyz (see serving/README.md, "Start-up").
+        self.config = ServingConfig.from_env()
+        # first the source: a registry source starts its sidecar, which imports mlflow on the other core
+        # while this process imports the model code and the tree libraries
+        source = choose_source(self.config, EtaService.bento)
         from serving.model_source import ModelHolder, import_tree_libraries
         from serving.predictor import EtaPredictor
 
-        self.config = ServingConfig.from_env()
-        # first the source: a registry source starts its sidecar, which imports mlflow on the other core
-        # while this process imports the tree libraries
-        source = choose_source(self.config, EtaService.bento)
         import_tree_libraries()
         self.holder = ModelHolder(source, self.config.compile_trees, self.config.tree_threads)
         self.holder.load_initial()
