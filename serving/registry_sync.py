@@ -11,8 +11,8 @@ questions over a local socket, one JSON object per connection:
     {"op": "fetch", "name": "eta-model", "version": "3"}  -> the same fields for that version
 
 Every resolve asks the registry again (the service's poller decides how often). A version's artifacts are
-downloaded once, into the sidecar's own folder, and the worker loads the `EtaModel` bundle from there with
-no mlflow. The sidecar exits when the process that started it exits, and removes its folder.
+downloaded once, into the sidecar's own folder (the last KEEP_VERSIONS asked for are kept), and the worker
+loads the `EtaModel` bundle from there with no mlflow. The sidecar exits when the process that started it exits, and removes its folder.
 
 `eta serve` starts one before `bentoml serve` (prefetching the champion) and names its socket in
 ETA_SERVE_REGISTRY_SYNC; the worker inherits the variable and finds mlflow imported and the model
@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from multiprocessing.connection import Client, Listener
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from models.tracking import MODEL_ARTIFACT
 ENV_ADDRESS = "ETA_SERVE_REGISTRY_SYNC"
 # the first answer waits for the sidecar to import mlflow (up to ~17 s measured here); the rest take ~0.1 s
 ANSWER_TIMEOUT_S = 300.0
+KEEP_VERSIONS = 3  # downloads kept on disk: the one served, and the versions asked for just before it
 
 
 class RegistrySyncError(RuntimeError):
@@ -149,15 +151,13 @@ def sidecar_for(tracking_uri: str, prefetch: tuple[str, str] | None = None) -> R
 class Registry:
     """Alias lookups and version downloads for one tracking URI; downloads land under `folder`."""
 
-    def __init__(self, tracking_uri: str, folder: Path) -> None:
-        import mlflow
+    def __init__(self, tracking_uri: str, folder: Path, keep_versions: int = KEEP_VERSIONS) -> None:
         from mlflow import MlflowClient
 
-        mlflow.set_tracking_uri(tracking_uri)  # `models:/` downloads read the registry URI from here
-        mlflow.set_registry_uri(tracking_uri)
-        self.tracking_uri, self.folder = tracking_uri, folder
+        self.tracking_uri, self.folder, self.keep_versions = tracking_uri, Path(folder), keep_versions
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        self._downloaded: dict[tuple[str, str], dict[str, object]] = {}
+        # (name, version) -> answer, oldest first: a long-lived service sees a new version every retraining
+        self._downloaded: OrderedDict[tuple[str, str], dict[str, object]] = OrderedDict()
         self._lock = threading.Lock()
 
     def resolve(self, name: str, alias: str) -> dict[str, object]:
@@ -170,23 +170,31 @@ class Registry:
         return self.fetch(name, version)
 
     def fetch(self, name: str, version: str) -> dict[str, object]:
-        """Download the version's artifacts once; the path of its `EtaModel` bundle and its run id."""
+        """Download the version's artifacts once; the path of its `EtaModel` bundle and its run id. Only
+        the `keep_versions` most recently asked-for downloads are kept."""
         with self._lock:
             known = self._downloaded.get((name, version))
             if known is not None:
+                self._downloaded.move_to_end((name, version))
                 return known
-            from mlflow.artifacts import download_artifacts
+            answer = self._download(name, version)
+            self._downloaded[(name, version)] = answer
+            while len(self._downloaded) > self.keep_versions:
+                (old_name, old_version), _ = self._downloaded.popitem(last=False)
+                shutil.rmtree(self._target(old_name, old_version), ignore_errors=True)
+            return answer
 
-            run_id = self.client.get_model_version(name, version).run_id
-            target = self.folder / "models" / name / version
-            staging = Path(tempfile.mkdtemp(dir=self.folder, prefix="download-"))
-            local = Path(
-                download_artifacts(
-                    artifact_uri=f"models:/{name}/{version}",
-                    dst_path=str(staging),
-                    tracking_uri=self.tracking_uri,
-                )
-            )
+    def _target(self, name: str, version: str) -> Path:
+        return self.folder / "models" / name / version
+
+    def _download(self, name: str, version: str) -> dict[str, object]:
+        from mlflow.artifacts import download_artifacts
+
+        run_id = self.client.get_model_version(name, version).run_id
+        source = self.client.get_model_version_download_uri(name, version)  # where the files are stored
+        staging = Path(tempfile.mkdtemp(dir=self.folder, prefix="download-"))
+        try:
+            local = Path(download_artifacts(artifact_uri=source, dst_path=str(staging)))
             # the MLmodel file read as the YAML it is: mlflow's `Model.load` would import pandas (see main)
             flavor = yaml.safe_load((local / "MLmodel").read_text())["flavors"].get("python_function", {})
             artifacts = flavor.get("artifacts") or {}
@@ -194,16 +202,16 @@ class Registry:
                 raise ValueError(
                     f"{name} version {version} carries no {MODEL_ARTIFACT!r} artifact: not an ETA model"
                 )
+            target = self._target(name, version)
             target.parent.mkdir(parents=True, exist_ok=True)
             local.rename(target)  # complete or absent: never a half-downloaded version
+        finally:
             shutil.rmtree(staging, ignore_errors=True)
-            answer = {
-                "version": version,
-                "run_id": run_id,
-                "bundle": str(target / artifacts[MODEL_ARTIFACT]["path"]),
-            }
-            self._downloaded[(name, version)] = answer
-            return answer
+        return {
+            "version": version,
+            "run_id": run_id,
+            "bundle": str(target / artifacts[MODEL_ARTIFACT]["path"]),
+        }
 
     def answer(self, request: dict[str, object]) -> dict[str, object]:
         if request.get("tracking_uri") != self.tracking_uri:

@@ -46,6 +46,23 @@ def test_it_resolves_the_alias_and_hands_over_a_loadable_bundle(
     assert again == first
 
 
+def test_only_the_latest_downloads_are_kept(champion, challenger, tmp_path):
+    """A long-lived service sees a new version every retraining: old downloads are removed."""
+    from serving.registry_sync import Registry
+
+    registry = Registry(tracking_uri(), tmp_path, keep_versions=1)
+    first = registry.fetch("eta-model", champion.version)
+    assert Path(first["bundle"], "conformal.json").is_file()
+    second = registry.fetch("eta-model", challenger.version)
+    assert Path(second["bundle"], "conformal.json").is_file()
+    assert not Path(first["bundle"]).exists()
+    again = registry.fetch("eta-model", champion.version)  # asked for again: downloaded again
+    assert again == first
+    assert Path(again["bundle"], "conformal.json").is_file()
+    assert not Path(second["bundle"]).exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["models"]  # no staging folder left behind
+
+
 def test_what_it_cannot_answer_is_said_by_name(sidecar, champion):
     missing = sidecar.ask({"op": "resolve", "name": "eta-model", "alias": "no-such-alias"})
     assert missing["version"] is None
