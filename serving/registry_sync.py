@@ -1,7 +1,7 @@
 """The registry sidecar: a child process that talks to the MLflow registry on the service's behalf.
 
-Importing mlflow and opening its sqlite store took the worker 10-17 s of CPU at start on this 2-core machine
-(`import mlflow` 4-11 s, the SQLAlchemy store module 5-6 s), all of it before /readyz and all of it after
+Importing mlflow and opening its sqlite store took the worker 10-19 s of CPU at start on this 2-core machine
+(`import mlflow` 4-12.5 s, the sqlite store's client 5.5-7 s), all of it before /readyz and all of it after
 the worker had imported BentoML. The sidecar does that work in its own process, on the other core, while
 the worker imports polars and the tree libraries; the worker itself never imports mlflow. It answers two
 questions over a local socket, one JSON object per connection:
@@ -12,7 +12,8 @@ questions over a local socket, one JSON object per connection:
 
 Every resolve asks the registry again (the service's poller decides how often). A version's artifacts are
 downloaded once, into the sidecar's own folder (the last KEEP_VERSIONS asked for are kept), and the worker
-loads the `EtaModel` bundle from there with no mlflow. The sidecar exits when the process that started it exits, and removes its folder.
+loads the `EtaModel` bundle from there with no mlflow. The sidecar exits when the process that started it
+exits, and removes its folder.
 
 `eta serve` starts one before `bentoml serve` (prefetching the champion) and names its socket in
 ETA_SERVE_REGISTRY_SYNC; the worker inherits the variable and finds mlflow imported and the model
@@ -43,7 +44,7 @@ import yaml
 from models.tracking import MODEL_ARTIFACT
 
 ENV_ADDRESS = "ETA_SERVE_REGISTRY_SYNC"
-# the first answer waits for the sidecar to import mlflow (up to ~17 s measured here); the rest take ~0.1 s
+# the first answer waits for the sidecar to import mlflow (up to ~19 s measured here); the rest ~10 ms
 ANSWER_TIMEOUT_S = 300.0
 KEEP_VERSIONS = 3  # downloads kept on disk: the one served, and the versions asked for just before it
 
@@ -238,7 +239,11 @@ def _answer_one(connection, registry: Registry) -> None:
             request = json.loads(connection.recv_bytes())
         except (EOFError, ValueError):
             return
-        connection.send_bytes(json.dumps(registry.answer(request)).encode())
+        answer = json.dumps(registry.answer(request)).encode()
+        try:
+            connection.send_bytes(answer)
+        except OSError:  # the asker gave up waiting and closed its end
+            return
 
 
 def _exit_with_parent(parent: int, folder: Path) -> None:
