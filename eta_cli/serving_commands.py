@@ -35,7 +35,9 @@ def serve(
         float | None, typer.Option(min=0, help="How often to check the champion alias (0 = never).")
     ] = None,
 ) -> None:
-    """Start the ETA HTTP service (OpenAPI page at http://HOST:PORT/). Settings: ETA_SERVE_* variables."""
+    """Start the ETA HTTP service (OpenAPI page at http://HOST:PORT/). Settings: ETA_SERVE_* variables.
+
+    Serving from the registry, a sidecar process talks to MLflow for the service (serving/README.md)."""
     from data_contracts.home import PROJECT_ROOT
     from serving.config import ServingConfig
     from serving.packaging import use_project_bentoml_home

@@ -79,15 +79,6 @@ def log_speed(spec: FeatureSpec) -> pl.Expr:
     return kmh.clip(lower_bound=spec.min_speed_kmh).log()
 
 
-def shrunk_log_speed(chain: tuple[Level, ...], k: float) -> pl.Expr:
-    """The chain's finest level shrunk towards its parents (see the module docstring), as one expression."""
-    root = chain[-1]
-    value = pl.when(pl.col(root.trips) > 0).then(pl.col(root.log_speed_sum) / pl.col(root.trips))
-    for level in reversed(chain[:-1]):
-        value = (pl.col(level.log_speed_sum) + k * value) / (pl.col(level.trips) + k)
-    return value
-
-
 def shrunk_column(level: Level) -> str:
     """The (intermediate) column holding a level's shrunk log speed."""
     return f"{level.name}_shrunk_log_speed"
@@ -96,8 +87,8 @@ def shrunk_column(level: Level) -> str:
 def shrinkage_stages(spec: FeatureSpec) -> list[list[pl.Expr]]:
     """Every level's shrunk log speed as its own column, one stage per distance from the global level.
 
-    The same arithmetic as `shrunk_log_speed`, but each expression reads its parent's column instead of
-    nesting the parent's whole expression: polars plans a nested chain in time that grows with its depth,
+    The module docstring's recursion, with each expression reading its parent's column instead of nesting
+    the parent's whole expression: polars plans a nested chain in time that grows with its depth,
     and on a live batch of a few legs planning is most of the cost (one-leg aggregate stage: ~2 ms nested).
     Every level has one parent, whichever chain it is in (the chains share only their roots).
     """

@@ -255,11 +255,21 @@ def test_sparse_cell_is_pulled_to_its_parent_and_a_busy_cell_keeps_its_mean() ->
     assert abs(expected_busy - math.log(20)) < 0.004
 
 
+def shrunk_log_speed(chain, k: float) -> pl.Expr:
+    """Oracle: the chain's finest level shrunk towards its parents as one nested expression, written
+    straight from the recursion in features/levels.py's docstring."""
+    root = chain[-1]
+    value = pl.when(pl.col(root.trips) > 0).then(pl.col(root.log_speed_sum) / pl.col(root.trips))
+    for level in reversed(chain[:-1]):
+        value = (pl.col(level.log_speed_sum) + k * value) / (pl.col(level.trips) + k)
+    return value
+
+
 def test_shrinkage_stages_equal_the_nested_chain_expressions() -> None:
     """Each level's staged column (reading its parent's column) equals the whole chain as one expression."""
     import numpy as np
 
-    from features.levels import chains, distinct_levels, shrinkage_stages, shrunk_column, shrunk_log_speed
+    from features.levels import chains, distinct_levels, shrinkage_stages, shrunk_column
     from features.plans import apply_stages
 
     spec = FeatureSpec()

@@ -1,5 +1,5 @@
-"""Start a real server process (`bentoml serve`, or `eta serve` which wraps it) on a free loopback port, wait
-until ready, always stop it."""
+"""Real processes for the serving tests: a fresh interpreter running a snippet, and a real server
+(`bentoml serve`, or `eta serve` which wraps it) on a free loopback port, waited for and always stopped."""
 
 from __future__ import annotations
 
@@ -25,6 +25,13 @@ class Server:
     seconds_to_ready: float
     process: subprocess.Popen
     log: Path
+
+
+def python_output(code: str, cwd: Path) -> str:
+    """What a fresh interpreter prints running `code` in `cwd` (raises if it fails)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, check=True, timeout=300
+    ).stdout
 
 
 def free_port() -> int:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from typer.testing import CliRunner
 
@@ -12,6 +9,7 @@ from data_contracts.home import PROJECT_ROOT
 from eta_cli.main import app
 from eta_cli.serving_commands import _is_loopback
 from models import compiled
+from tests.serving.servers import python_output
 
 
 def test_the_serving_commands_are_registered() -> None:
@@ -53,14 +51,7 @@ def test_serve_reports_a_bad_setting_by_its_variable(monkeypatch) -> None:
 def _modules_after(code: str) -> str:
     """The top-level modules a fresh interpreter holds after running `code` (printed as a list)."""
     probe = f"import sys\n{code}\nprint(sorted({{m.split('.')[0] for m in sys.modules if sys.modules[m]}}))"
-    return subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    ).stdout
+    return python_output(probe, PROJECT_ROOT)
 
 
 def test_the_service_does_not_import_what_it_does_not_need() -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from models.tracking import CHAMPION, set_alias, tracking_uri
 from serving import registry_sync
 from serving.frames import probe_frame
 from serving.registry_sync import ENV_ADDRESS, RegistrySync, RegistrySyncError, sidecar_for
+from tests.serving.servers import python_output
 
 
 @pytest.fixture(scope="module")
@@ -101,15 +100,7 @@ def test_the_serving_process_never_imports_mlflow_and_its_sidecar_ends_with_it(c
         " sync.process.pid, sync.address]), flush=True)\n"
         "os._exit(0)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    version, source, imported_mlflow, pid, address = json.loads(out.stdout)
+    version, source, imported_mlflow, pid, address = json.loads(python_output(code, PROJECT_ROOT))
     assert (version, source, imported_mlflow) == (champion.version, "registry", False)
     deadline = time.monotonic() + 30
     while (_running(pid) or Path(address).parent.exists()) and time.monotonic() < deadline:
