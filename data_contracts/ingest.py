@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
+
 from data_contracts.limits import ContractLimits
+from data_contracts.schema import TripSchema
 from data_contracts.sources import get_adapter
 from data_contracts.sources.base import ingest
-from data_contracts.validate import ValidationResult
+from data_contracts.validate import ValidationResult, validate_trips
 
 
 def write_result(result: ValidationResult, out: Path) -> tuple[Path, Path]:
@@ -47,10 +50,6 @@ def load_trips(
     Without it, `path` holds already-validated Parquet: a file, or a folder whose `**/valid.parquet` files
     (written by `eta ingest` or the pipeline) are read; returns a result with an empty quarantine.
     """
-    import polars as pl
-
-    from data_contracts.validate import validate_trips
-
     if source is not None:
         return ingest(get_adapter(source, mapping=mapping), path, limits)
     if path.is_file():
@@ -63,5 +62,19 @@ def load_trips(
             )
     else:
         raise FileNotFoundError(f"input not found: {path}")
-    frame = pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
+    frame = pl.concat([_read_validated(f) for f in files], how="diagonal_relaxed")
     return validate_trips(frame, limits)  # re-check: a hand-edited file must not slip past the contract
+
+
+def _read_validated(path: Path) -> pl.DataFrame:
+    """One Parquet file of validated trips; anything else (a raw CSV, say) is a ValueError naming the file."""
+    hint = "pass --source <adapter> to read raw files"
+    try:
+        frame = pl.read_parquet(path)
+    except pl.exceptions.ComputeError as err:
+        raise ValueError(f"{path} is not a Parquet file of validated trips; {hint}") from err
+    required = [name for name, column in TripSchema.columns().items() if not column.nullable]
+    missing = [name for name in required if name not in frame.columns]
+    if missing:
+        raise ValueError(f"{path} is not a file of validated trips: missing columns {missing}; {hint}")
+    return frame

@@ -14,6 +14,7 @@ import polars as pl
 from data_contracts.geo import haversine_km
 from data_contracts.limits import ContractLimits
 from data_contracts.schema import LINEAGE_COLUMNS, RAW_COLUMN, TripSchema
+from data_contracts.text_values import as_text, iso_instant
 
 # Reason codes in precedence order: a row failing several rules is filed under the first.
 REASON_CODES: tuple[str, ...] = (
@@ -29,6 +30,8 @@ REASON_CODES: tuple[str, ...] = (
     "duplicate_trip",
 )
 _COORDS = ("origin_lat", "origin_lng", "dest_lat", "dest_lng")
+# Columns validation adds for itself: the row position and `_stage_columns`' readability flag.
+_HELPER_COLUMNS = ("_pos", "_readable")
 
 
 def contract_for(limits: ContractLimits) -> type[TripSchema]:
@@ -69,8 +72,11 @@ def contract_for(limits: ContractLimits) -> type[TripSchema]:
         "duplicate_trip": _duplicate_trip,
     }
     namespace: dict[str, object] = {name: dy.rule()(fn) for name, fn in rules.items()}
+    # an optional value of the wrong kind (see `_stage_columns`)
+    namespace["invalid_value"] = dy.rule()(lambda cls: pl.col("_readable"))
     # row position: lets the rule outcomes be joined back to lineage and raw values
     namespace["row_position"] = dy.UInt32(nullable=False, alias="_pos")
+    namespace["readable"] = dy.Bool(nullable=False, alias="_readable")
     return type("TripContract", (TripSchema,), namespace)
 
 
@@ -117,27 +123,59 @@ class ValidationResult:
 
 
 def _stage_columns(staged: pl.DataFrame) -> pl.DataFrame:
-    """Bring a staged frame to the contract's dtypes; missing optional columns become nulls."""
+    """Bring a staged frame to the contract's dtypes without raising; missing optional columns become nulls.
+
+    Adds `_readable`: false where an optional value was given but is not of its column's kind (text in a
+    number column), so the row is quarantined as `invalid_value` instead of passing with the value lost.
+    Required columns need no flag: a value that does not convert is null, and the row fails nullability.
+    """
     template = TripSchema.create_empty().schema
-    exprs = []
-    for name, dtype in template.items():
-        if name in staged.columns:
-            exprs.append(pl.col(name).cast(dtype, strict=False))
-        else:
+    optional = {name for name, column in TripSchema.columns().items() if column.nullable}
+    exprs, lost = [], []
+    for name, dtype in {**template, **LINEAGE_COLUMNS}.items():
+        if name not in staged.columns:
             exprs.append(pl.lit(None, dtype=dtype).alias(name))
-    for name, dtype in LINEAGE_COLUMNS.items():
-        exprs.append(
-            pl.col(name).cast(dtype) if name in staged.columns else pl.lit(None, dtype=dtype).alias(name)
-        )
-    raw = (
-        pl.col(RAW_COLUMN)
-        if RAW_COLUMN in staged.columns
-        else pl.lit(None, dtype=pl.String).alias(RAW_COLUMN)
-    )
+            continue
+        converted = _to_dtype(name, staged.schema[name], dtype)
+        exprs.append(converted.alias(name))
+        if name in optional:
+            lost.append(_given(name, staged.schema[name]) & converted.is_null())
+    if RAW_COLUMN in staged.columns:
+        exprs.append(_to_dtype(RAW_COLUMN, staged.schema[RAW_COLUMN], pl.String()).alias(RAW_COLUMN))
+    else:  # e.g. a validated-trips file: `_quarantine_table` records the rejected rows as given
+        exprs.append(pl.lit(None, dtype=pl.String).alias(RAW_COLUMN))
+    readable = ~pl.any_horizontal(lost) if lost else pl.lit(True)
     # NaN in optional measurements means "not recorded"
-    return staged.select(*exprs, raw).with_columns(
+    return staged.select(*exprs, readable.alias("_readable")).with_columns(
         pl.col(c).fill_nan(None) for c in ("road_distance_km", "temperature_c", "precipitation_mm")
     )
+
+
+def _to_dtype(name: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
+    """One column in the contract's dtype; text is parsed, and a value of another kind becomes null."""
+    column = pl.col(name)
+    if source == target or source == pl.Null:
+        return column.cast(target)
+    if source == pl.String:
+        if isinstance(target, pl.Datetime):
+            return iso_instant(column)
+        return column.str.strip_chars().cast(target, strict=False) if target.is_numeric() else column
+    if target.is_numeric() and source.is_numeric():
+        return column.cast(target, strict=False)
+    if isinstance(target, pl.Datetime) and isinstance(source, pl.Datetime):
+        return column.cast(target)  # a naive instant is UTC; a zoned one is converted
+    if target == pl.String and (
+        source.is_numeric() or isinstance(source, (pl.Boolean, pl.Categorical, pl.Enum))
+    ):
+        return column.cast(pl.String)
+    return pl.lit(None, dtype=target)
+
+
+def _given(name: str, source: pl.DataType) -> pl.Expr:
+    """Whether the source holds a value here; blank text counts as not recorded."""
+    if source == pl.String:
+        return (pl.col(name).str.strip_chars() != "").fill_null(False)
+    return pl.col(name).is_not_null()
 
 
 def validate_trips(staged: pl.DataFrame, limits: ContractLimits | None = None) -> ValidationResult:
@@ -149,7 +187,10 @@ def validate_trips(staged: pl.DataFrame, limits: ContractLimits | None = None) -
     details = failure.details()
     rule_columns = [c for c in details.columns if c not in frame.columns]
     quarantine = _quarantine_table(frame, details, rule_columns)
-    valid_rows = frame.join(valid.select("_pos"), on="_pos", how="semi").drop("_pos", RAW_COLUMN)
+    if RAW_COLUMN not in staged.columns and quarantine.height:
+        quarantine = _with_rows_as_given(quarantine, staged)
+    quarantine = quarantine.drop("_pos")
+    valid_rows = frame.join(valid.select("_pos"), on="_pos", how="semi").drop(*_HELPER_COLUMNS, RAW_COLUMN)
     counts = quarantine.group_by("reason").len().sort("reason")
     reasons = {row["reason"]: row["len"] for row in counts.iter_rows(named=True)}
     result = ValidationResult(valid=valid_rows, quarantine=quarantine, rows_in=frame.height, reasons=reasons)
@@ -159,11 +200,11 @@ def validate_trips(staged: pl.DataFrame, limits: ContractLimits | None = None) -
 
 
 def _quarantine_table(frame: pl.DataFrame, details: pl.DataFrame, rule_columns: list[str]) -> pl.DataFrame:
-    """Rejected rows with original values, lineage, the primary reason and every failed rule."""
+    """Rejected rows with original values, lineage, the primary reason and every failed rule (and `_pos`)."""
     if details.height == 0:
         return (
             frame.head(0)
-            .drop("_pos")
+            .drop("_readable")
             .with_columns(
                 pl.lit(None, dtype=pl.String).alias("reason"),
                 pl.lit(None, dtype=pl.List(pl.String)).alias("reasons"),
@@ -185,7 +226,17 @@ def _quarantine_table(frame: pl.DataFrame, details: pl.DataFrame, rule_columns: 
         .list.eval(pl.element().sort_by(pl.element().replace_strict(order, default=len(order))))
         .alias("reasons")
     ).with_columns(pl.col("reasons").list.first().fill_null("invalid_value").alias("reason"))
-    return frame.join(failed, on="_pos", how="inner").sort("_pos").drop("_pos")
+    return frame.join(failed, on="_pos", how="inner").sort("_pos").drop("_readable")
+
+
+def _with_rows_as_given(quarantine: pl.DataFrame, staged: pl.DataFrame) -> pl.DataFrame:
+    """Fill the quarantine's `raw` from the input rows themselves (as JSON text), for input without a raw
+    record. Only the rejected rows are encoded: encoding every row made validating 300k trips 5x slower.
+    """
+    given = staged.with_row_index("_pos").join(quarantine.select("_pos"), on="_pos", how="semi")
+    text = (as_text(name, dtype) for name, dtype in staged.schema.items())
+    raw = given.select("_pos", pl.struct(text).struct.json_encode().alias(RAW_COLUMN))
+    return quarantine.drop(RAW_COLUMN).join(raw, on="_pos", how="left").select(quarantine.columns)
 
 
 def merge_results(results: Mapping[str, ValidationResult]) -> ValidationResult:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from data_contracts.ingest import load_trips
 from data_contracts.limits import ContractLimits
 from data_contracts.schema import TripSchema, contract_columns, contract_markdown
 from data_contracts.validate import REASON_CODES, reason_for_rule, validate_trips
@@ -154,3 +156,122 @@ def test_rows_in_equals_valid_plus_quarantined(rows: list[tuple]) -> None:
         range(1, len(rows) + 1)
     )
     assert result.quarantine["reason"].null_count() == 0
+
+
+def write_limits(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "limits.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("min_duration_s: [1,", r"limits limits\.yaml is not valid YAML: line 1, column \d+: "),
+        ("- 60\n- 3600\n", r"limits limits\.yaml: expected 'key: value' lines at the top level, got a list"),
+        ("min_duraton_s: 30\n", r"limits limits\.yaml: unknown field 'min_duraton_s'"),
+        ("limits:\n  max_duraton_s: 30\n", r"limits limits\.yaml: unknown field 'max_duraton_s'"),
+        ("min_duration_s: -5\n", r"limits limits\.yaml: 'min_duration_s': Input should be greater than 0"),
+        (
+            "min_duration_s: 600\nmax_duration_s: 300\n",
+            r"limits limits\.yaml: min_duration_s \(600\) must be below max_duration_s \(300\)",
+        ),
+        ("max_speed_kmh: {bycicle: 30}\n", r"'max_speed_kmh': unknown vehicle type\(s\) \['bycicle'\]"),
+        ("max_speed_kmh: {foot: 0}\n", r"'max_speed_kmh': speeds must be positive km/h, got \{'foot': 0.0\}"),
+    ],
+)
+def test_bad_limits_file_names_the_file_and_field(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ContractLimits.from_yaml(write_limits(tmp_path, text))
+
+
+def test_limits_file_that_is_missing_or_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"limits file not found: .*nope\.yaml"):
+        ContractLimits.from_yaml(tmp_path / "nope.yaml")
+    with pytest.raises(ValueError, match="is a folder, not a YAML file"):
+        ContractLimits.from_yaml(tmp_path)
+
+
+def test_speed_limits_given_for_some_vehicles_keep_the_defaults_for_the_rest(tmp_path: Path) -> None:
+    limits = ContractLimits.from_yaml(write_limits(tmp_path, "limits:\n  max_speed_kmh: {foot: 10}\n"))
+    assert limits.speed_limit("foot") == 10.0
+    assert limits.speed_limit("car") == 110.0
+    assert limits.speed_limit("hovercraft") == limits.speed_limit(None) == 120.0
+    assert ContractLimits.from_yaml(write_limits(tmp_path, "")) == ContractLimits()
+
+
+def text_staged(start_ts: list[str | None], **text_columns: list[str | None]) -> pl.DataFrame:
+    """Staged rows as a hand-edited validated-trips file may hold them: timestamps and numbers as text."""
+    rows = [bad(f"t{i}") for i in range(len(start_ts))]
+    return staged(*rows).with_columns(
+        pl.Series("start_ts", start_ts, dtype=pl.String),
+        *(pl.Series(name, values, dtype=pl.String) for name, values in text_columns.items()),
+    )
+
+
+def test_text_timestamps_parse_as_iso_instants() -> None:
+    frame = text_staged(
+        [
+            "2026-03-02T11:30:00+03:00",  # Nairobi's offset: 08:30 UTC
+            "2026-03-02T08:30:00Z",
+            "2026-03-02 08:30:00.000000+00:00",  # a Datetime cast to text by polars
+            "2026-03-02T08:30:00",  # no offset: UTC
+            "2026-03-02 08:30",
+            "2026-03-02 11:30+0300",
+        ]
+    )
+    result = validate_trips(frame)
+    assert result.rows_valid == 6
+    assert result.valid["start_ts"].to_list() == [T0] * 6
+
+
+def test_wrong_text_in_a_validated_file_is_quarantined_not_raised() -> None:
+    frame = text_staged(
+        ["yesterday", "2026-03-02T08:30:00Z", "2026-03-02T08:30:00Z", "2026-03-02T08:30:00Z"],
+        origin_lat=["-1.2921", "-1.2921", "north", " -1.2921 "],
+        temperature_c=["21.5", "21.5", "21.5", "warm"],
+    ).drop("raw")  # a validated-trips file has no raw column: the quarantine records the row as given
+    result = validate_trips(frame)
+    assert result.rows_in == result.rows_valid + result.rows_quarantined == 4
+    assert result.valid["trip_id"].to_list() == ["t1"]
+    assert result.valid["origin_lat"].to_list() == [-1.2921]
+    assert result.valid["temperature_c"].to_list() == [21.5]
+    quarantine = result.quarantine
+    assert quarantine["reason"].to_list() == ["unparseable_timestamp", "missing_value", "invalid_value"]
+    raw = [json.loads(r) for r in quarantine["raw"]]
+    assert [r["start_ts"] for r in raw] == ["yesterday", "2026-03-02T08:30:00Z", "2026-03-02T08:30:00Z"]
+    assert (raw[1]["origin_lat"], raw[2]["temperature_c"]) == ("north", "warm")
+
+
+def test_a_column_of_another_kind_is_quarantined_not_raised() -> None:
+    frame = staged(bad("t1"), bad("t2", courier_id=None)).with_columns(
+        pl.Series("courier_id", [[1, 2], None]),  # a list where text belongs
+        pl.Series("start_ts", [1.5, 2.5]),  # a number where a timestamp belongs
+    )
+    result = validate_trips(frame)
+    assert result.rows_valid == 0
+    assert result.quarantine["reasons"].to_list() == [
+        ["unparseable_timestamp", "invalid_value"],
+        ["unparseable_timestamp"],
+    ]
+
+
+def test_load_trips_reads_text_timestamps_from_a_validated_file(tmp_path: Path) -> None:
+    path = tmp_path / "valid.parquet"
+    text_staged(["2026-03-02T11:30:00+03:00", "noon"]).drop("raw").write_parquet(path)
+    result = load_trips(path)
+    assert result.valid["start_ts"].to_list() == [T0]
+    assert result.reasons == {"unparseable_timestamp": 1}
+
+
+def test_load_trips_without_source_names_a_file_that_is_not_validated_trips(tmp_path: Path) -> None:
+    legs = tmp_path / "legs.csv"
+    legs.write_text("trip_id,start_ts\nx,2026-03-02T08:30:00Z\n")
+    with pytest.raises(
+        ValueError, match=r"legs\.csv is not a Parquet file of validated trips; pass --source"
+    ):
+        load_trips(legs)
+    other = tmp_path / "other.parquet"
+    pl.DataFrame({"trip_id": ["x"], "start_ts": [T0]}).write_parquet(other)
+    with pytest.raises(ValueError, match=r"other\.parquet is not a file of validated trips: missing columns"):
+        load_trips(other)

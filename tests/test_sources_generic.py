@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import polars as pl
@@ -142,3 +143,78 @@ def test_the_mapping_lists_every_column_it_reads() -> None:
         "distance",
         "minutes_in_transit",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("source: [kiez,", r"mapping mapping\.yaml is not valid YAML: line 1, column \d+: "),
+        (
+            "- source\n- columns\n",
+            r"mapping mapping\.yaml: expected 'key: value' lines at the top level, got a list",
+        ),
+    ],
+)
+def test_a_mapping_that_is_not_yaml_names_the_file(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "mapping.yaml"
+    path.write_text(text)
+    with pytest.raises(MappingError, match=message):
+        load_mapping(path)
+
+
+def test_a_mapping_that_is_missing_or_a_folder_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"mapping file not found: .*nope\.yaml"):
+        load_mapping(tmp_path / "nope.yaml")
+    with pytest.raises(MappingError, match="is a folder, not a YAML file"):
+        load_mapping(tmp_path)
+
+
+def typed_deliveries(time_zone: str | None) -> pl.DataFrame:
+    """Two fixture rows with real Datetime columns, naive (a wall clock) or zoned."""
+    return (
+        pl.read_csv(DELIVERIES)
+        .head(2)
+        .with_columns(
+            pl.Series(
+                "picked_up_at", [dt.datetime(2024, 3, 4, 8, 15), dt.datetime(2024, 3, 4, 9, 0, 0, 250_000)]
+            ),
+            pl.Series("delivered_at", [dt.datetime(2024, 3, 4, 8, 32, 30), dt.datetime(2024, 3, 4, 9, 20)]),
+        )
+        .with_columns(pl.col("picked_up_at", "delivered_at").dt.replace_time_zone(time_zone))
+    )
+
+
+def mapping_with_other_formats(tmp_path: Path, end_ts: bool) -> Path:
+    mapping = example()
+    mapping["timestamps"]["formats"] = ["%d.%m.%Y %H:%M"]  # typed columns must not depend on these
+    if end_ts:
+        mapping["duration"] = {"end_ts": "delivered_at"}
+    return write_mapping(tmp_path, mapping)
+
+
+@pytest.mark.parametrize("end_ts", [False, True])
+def test_parquet_naive_datetimes_are_wall_clocks_in_the_mapping_zone(tmp_path: Path, end_ts: bool) -> None:
+    parquet = tmp_path / "deliveries.parquet"
+    typed_deliveries(None).write_parquet(parquet)
+    staged = GenericAdapter.from_yaml(mapping_with_other_formats(tmp_path, end_ts)).stage(parquet)
+    # 08:15 and 09:00:00.25 Berlin (CET) are 07:15 and 08:00:00.25 UTC
+    assert staged["start_ts"].to_list() == [utc(2024, 3, 4, 7, 15), utc(2024, 3, 4, 8, 0, 0, 250_000)]
+    assert staged["duration_s"].to_list() == ([1050.0, 1199.75] if end_ts else [1050.0, 1200.0])
+    assert json.loads(staged["raw"][1])["picked_up_at"] == "2024-03-04 09:00:00.250"
+    assert validate_trips(staged).rows_valid == 2
+
+
+@pytest.mark.parametrize(
+    ("time_zone", "hours_behind_utc", "offset"), [("UTC", 0, "+00:00"), ("America/New_York", 5, "-05:00")]
+)
+def test_parquet_zoned_datetimes_are_the_instants_they_name(
+    tmp_path: Path, time_zone: str, hours_behind_utc: int, offset: str
+) -> None:
+    parquet = tmp_path / "deliveries.parquet"
+    typed_deliveries(time_zone).write_parquet(parquet)
+    staged = GenericAdapter.from_yaml(mapping_with_other_formats(tmp_path, end_ts=True)).stage(parquet)
+    # not re-localised to the mapping's Europe/Berlin: 08:15 in New York (EST) is 13:15 UTC
+    h = hours_behind_utc
+    assert staged["start_ts"].to_list() == [utc(2024, 3, 4, 8 + h, 15), utc(2024, 3, 4, 9 + h, 0, 0, 250_000)]
+    assert staged["duration_s"].to_list() == [1050.0, 1199.75]
+    assert json.loads(staged["raw"][0])["picked_up_at"] == f"2024-03-04 08:15:00{offset}"

@@ -114,3 +114,41 @@ def test_a_file_that_is_not_csv_at_all_is_a_clear_error(
     adapter = get_adapter(name, mapping=EXAMPLE if name == "generic" else None)
     with pytest.raises(ValueError, match=message):
         adapter.stage(path)
+
+
+@pytest.mark.parametrize("name", ["sendy", "citibike", "nyc_taxi", "tlc_yellow", "generic"])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            'a,b\n1,2\n3,"4\n5,6\n',
+            "trips.csv is not a readable CSV file: line 3 opens a quoted field that is never closed",
+        ),
+        (
+            "a,b\n1,2\n3,4\n5,6,7\n",
+            "trips.csv is not a readable CSV file: line 4 has 3 fields, the header has 2",
+        ),
+        ('a,b\n1,2\n"3"x,4\n', "trips.csv is not a readable CSV file: line 3: ',' expected after '\"'"),
+    ],
+    ids=["unclosed_quote", "extra_field", "text_after_quote"],
+)
+def test_a_malformed_line_is_named_without_polars_advice(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    path = tmp_path / "trips.csv"
+    path.write_text(content)
+    adapter = get_adapter(name, mapping=EXAMPLE if name == "generic" else None)
+    with pytest.raises(ValueError) as raised:
+        adapter.stage(path)
+    assert str(raised.value) == message  # nothing about truncate_ragged_lines or infer_schema_length
+
+
+@pytest.mark.parametrize("name", ["tlc_yellow", "generic"])
+def test_a_parquet_name_on_another_format_is_a_clear_error(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "yellow_tripdata_2015-01.parquet"
+    path.write_text("a,b\n1,2\n")
+    adapter = get_adapter(name, mapping=EXAMPLE if name == "generic" else None)
+    with pytest.raises(
+        ValueError, match=r"yellow_tripdata_2015-01\.parquet is not a readable Parquet file: "
+    ):
+        adapter.stage(path)

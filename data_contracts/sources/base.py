@@ -8,6 +8,7 @@ so that the quarantine can show exactly what the source said.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -16,6 +17,7 @@ import polars as pl
 
 from data_contracts.limits import ContractLimits
 from data_contracts.schema import RAW_COLUMN
+from data_contracts.text_values import CANONICAL_INSTANT_FORMAT, CANONICAL_LOCAL_FORMAT, as_text
 from data_contracts.validate import ValidationResult, validate_trips
 
 
@@ -31,21 +33,59 @@ class SourceAdapter(Protocol):
 
 
 def read_raw_csv(path: Path, **kwargs: object) -> pl.DataFrame:
-    """Read a CSV with every column as a string, adding lineage and the raw row as JSON."""
+    """Read a CSV with every column as a string, adding lineage and the raw row as JSON.
+
+    A malformed line (an unclosed quote, more fields than the header) makes the whole file an error that
+    names the file and the line: polars cannot skip one line and say which, and a guess at the rest of
+    the file would not be what the source wrote.
+    """
     try:
         frame = pl.read_csv(path, infer_schema=False, **kwargs)  # type: ignore[arg-type]
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as err:
-        raise ValueError(f"{path.name} is not a readable CSV file: {err}") from err
+        separator = str(kwargs.get("separator", ","))
+        problem = _malformed_line(path, separator) or _first_line(err)
+        raise ValueError(f"{path.name} is not a readable CSV file: {problem}") from err
     return _with_raw_and_lineage(frame, path)
+
+
+def _malformed_line(path: Path, separator: str) -> str | None:
+    """The first line Python's strict csv reader trips on, or that has more fields than the header."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(handle, delimiter=separator, strict=True)
+        header_width, line = None, 1
+        try:
+            for row in reader:
+                if header_width is None:
+                    header_width = len(row)
+                elif len(row) > header_width:
+                    return f"line {line} has {len(row)} fields, the header has {header_width}"
+                line = reader.line_num + 1
+        except csv.Error as err:
+            if "unexpected end of data" in str(err):
+                return f"line {line} opens a quoted field that is never closed"
+            return f"line {line}: {err}"
+    return None
+
+
+def _first_line(err: Exception) -> str:
+    """polars' own message without its advice ("set truncate_ragged_lines=True"), which is not the user's."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
 
 
 def read_raw_table(path: Path) -> pl.DataFrame:
-    """`read_raw_csv` for a CSV; for a Parquet file the same, with every column cast to its string form."""
+    """`read_raw_csv` for a CSV; for a Parquet file the same, with every column in its string form.
+
+    Datetime columns become text in `text_values`' canonical forms (a zoned one keeps its offset), so `raw`
+    shows what the file holds and `parse_table_timestamp` reads them back exactly.
+    """
     if path.suffix.lower() not in {".parquet", ".pq"}:
         return read_raw_csv(path)
+    try:
+        frame = pl.read_parquet(path)
+    except pl.exceptions.ComputeError as err:
+        raise ValueError(f"{path.name} is not a readable Parquet file: {_first_line(err)}") from err
     # Parquet carries typed columns; strings keep one parsing path and an honest `raw` record.
-    frame = pl.read_parquet(path).select(pl.all().cast(pl.String))
-    return _with_raw_and_lineage(frame, path)
+    return _with_raw_and_lineage(frame.select(as_text(n, d) for n, d in frame.schema.items()), path)
 
 
 def _with_raw_and_lineage(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
@@ -80,6 +120,16 @@ def parse_local_timestamp(column: str | pl.Expr, formats: Sequence[str], tz: str
     return parsed.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null").dt.convert_time_zone(
         "UTC"
     )
+
+
+def parse_table_timestamp(column: str, formats: Sequence[str], tz: str) -> pl.Expr:
+    """`parse_local_timestamp`, also reading `read_raw_table`'s canonical text of a typed Parquet timestamp.
+
+    A naive Datetime is a wall clock in `tz` like any other; a zoned one is the instant it names.
+    """
+    text = pl.col(column).str.strip_chars()
+    instant = text.str.strptime(pl.Datetime("us", "UTC"), CANONICAL_INSTANT_FORMAT, strict=False)
+    return pl.coalesce(instant, parse_local_timestamp(text, [*formats, CANONICAL_LOCAL_FORMAT], tz))
 
 
 def files_for(adapter: SourceAdapter, path: Path) -> list[Path]:

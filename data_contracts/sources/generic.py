@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from data_contracts.sources.base import parse_local_timestamp, read_raw_table, require_columns, to_float
+from data_contracts.config_files import describe_validation_error, read_yaml_config
+from data_contracts.sources.base import parse_table_timestamp, read_raw_table, require_columns, to_float
 
 VehicleType = Literal["motorbike", "bicycle", "car", "van", "foot"]
 SECONDS_PER_UNIT: dict[str, float] = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0}
@@ -108,25 +108,12 @@ class MappingError(ValueError):
 
 
 def load_mapping(path: Path) -> GenericMapping:
-    """Read and validate a YAML mapping; MappingError names each missing, unknown or bad field."""
-    data = yaml.safe_load(Path(path).read_text())
+    """Read and validate a YAML mapping; MappingError names the file and each missing, unknown, bad field."""
+    data = read_yaml_config(Path(path), "mapping", MappingError)
     try:
         return GenericMapping.model_validate(data)
     except ValidationError as err:
-        raise MappingError(f"mapping {Path(path).name}: {_describe(err)}") from None
-
-
-def _describe(err: ValidationError) -> str:
-    problems = []
-    for error in err.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        if error["type"] == "missing":
-            problems.append(f"missing field '{where}'")
-        elif error["type"] == "extra_forbidden":
-            problems.append(f"unknown field '{where}'")
-        else:
-            problems.append(f"'{where}': {error['msg']}")
-    return "; ".join(problems)
+        raise MappingError(f"mapping {Path(path).name}: {describe_validation_error(err)}") from None
 
 
 class GenericAdapter:
@@ -151,7 +138,7 @@ class GenericAdapter:
 
     def _timestamp(self, column: str) -> pl.Expr:
         stamps = self.mapping.timestamps
-        return parse_local_timestamp(column, stamps.formats, stamps.tz)
+        return parse_table_timestamp(column, stamps.formats, stamps.tz)
 
     def duration_s(self) -> pl.Expr:
         spec = self.mapping.duration
