@@ -54,6 +54,9 @@ def generate(
     """Simulate a city's delivery legs, with dated drift of known ground truth."""
     from rich.progress import Progress
 
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out} is a file; give a folder for the daily partitions")
+
     from data_contracts.synthetic.generate import generate_city
     from data_contracts.synthetic.scenarios import SCENARIO_NAMES
 
@@ -178,6 +181,14 @@ def train(
             loaded = load_trips(data, source=source, mapping=mapping)
         except (FileNotFoundError, ValueError, KeyError) as exc:
             _fail(str(exc))
+    quarantined = ", ".join(f"{reason} {n}" for reason, n in sorted(loaded.reasons.items()))
+    if loaded.rows_valid == 0:
+        _fail(f"all {loaded.rows_in} rows of {data} failed the trip contract ({quarantined or 'no rows'})")
+    if loaded.rows_quarantined:
+        console.print(
+            f"[yellow]quarantined {loaded.rows_quarantined} of {loaded.rows_in} rows ({quarantined}); "
+            "they are logged with the run as data/quarantine.parquet[/yellow]"
+        )
     config = TrainConfig(
         model_kind=model,
         quantiles=levels or DEFAULT_QUANTILES,
@@ -191,7 +202,9 @@ def train(
         except ValueError as exc:
             _fail(str(exc))
     with console.status("logging to MLflow and running the promotion gate", spinner="dots"):
-        registered = log_and_register(result, config, extra_params={"source": source or "validated"})
+        registered = log_and_register(
+            result, config, extra_params={"source": source or "validated"}, quarantine=loaded.quarantine
+        )
     payload = {
         **registered.as_dict(),
         "windows": result.windows.as_dict(),
@@ -200,6 +213,7 @@ def train(
         "baselines": result.baseline_metrics,
         "beats_baselines": result.beats_baselines(),
         "quarantined": loaded.rows_quarantined,
+        "quarantined_by_reason": loaded.reasons,
     }
     if json_output:
         _print_json(payload)
@@ -237,23 +251,65 @@ def predict(
     input: Annotated[
         Path, typer.Option("--input", help="CSV or Parquet of legs (contract columns; label optional).")
     ],
-    out: Annotated[Path, typer.Option(help="CSV or Parquet to write (by extension).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="CSV or Parquet to write (by extension). Legs that cannot be scored go to "
+            "OUT's name + .rejected (e.g. scored.rejected.parquet) with the reason and column."
+        ),
+    ],
 ) -> None:
     """Score legs: one row per leg with q05..q95 seconds and lower/upper per interval level."""
-    from models.scoring import read_legs, score_legs, write_table
-    from models.tracking import configure
+    from models.scoring import read_legs, rejected_path, score_legs, write_table
 
+    if out.is_dir():
+        _fail(f"--out {out} is a folder; give a file name ending in .csv or .parquet")
     try:
-        legs = read_legs(input)
+        read = read_legs(input)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
-    configure()
-    from models.pyfunc import load_eta_model
-
-    eta_model, _ = load_eta_model(model_uri)
-    scored = score_legs(eta_model, legs)
-    write_table(scored, out)
+    rejected_file = rejected_path(out)
+    if read.rejected.height:
+        _write_or_fail(write_table, read.rejected, rejected_file)
+        reasons = ", ".join(f"{reason} {n}" for reason, n in read.reasons().items())
+        typer.secho(
+            f"rejected {read.rejected.height} of {read.rows_in} legs ({reasons}) -> {rejected_file}",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+    else:
+        rejected_file.unlink(missing_ok=True)  # a previous run's rejections are not this file's
+    if read.legs.height == 0:
+        _fail(f"no leg of {input.name} can be scored; the reasons are in {rejected_file}")
+    eta_model = _load_model(model_uri)
+    scored = score_legs(eta_model, read.legs)
+    _write_or_fail(write_table, scored, out)
     typer.echo(f"scored {scored.height} legs -> {out}")
+
+
+def _load_model(model_uri: str):
+    from mlflow.exceptions import MlflowException
+
+    from models.pyfunc import load_eta_model
+    from models.tracking import configure
+
+    configure()
+    try:
+        return load_eta_model(model_uri)[0]
+    except (MlflowException, OSError, ValueError) as exc:
+        _fail(f"cannot load model {model_uri!r}: {_first_line(exc)}")
+
+
+def _write_or_fail(write, frame, path: Path) -> None:
+    try:
+        write(frame, path)
+    except OSError as exc:
+        _fail(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @app.command()
@@ -263,13 +319,28 @@ def evaluate(
         bool, typer.Option("--json", help="Print the metrics as one JSON object.")
     ] = False,
 ) -> None:
-    """Every metric (accuracy, pinball, CRPS, coverage, width, late/early rate, segments) of a scored file."""
-    from models.scoring import evaluate_scored, read_legs
+    """Every metric (accuracy, pinball, CRPS, coverage, width, late/early rate, segments) of a scored file.
+
+    Rows without a finite label or with a blank quantile are left out and counted (`rows` in the JSON)."""
+    from models.scoring import evaluate_scored, read_scored
 
     try:
-        report = evaluate_scored(read_legs(predictions, require_label=True))
-    except (FileNotFoundError, ValueError, KeyError) as exc:
+        usable, excluded = read_scored(predictions)
+        report = evaluate_scored(usable)
+    except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
+    report["rows"] = {
+        "in": usable.height + sum(excluded.values()),
+        "evaluated": usable.height,
+        "excluded": excluded,
+    }
+    if excluded:
+        typer.secho(
+            f"left out {sum(excluded.values())} of {report['rows']['in']} rows: "
+            + ", ".join(f"{reason} {n}" for reason, n in excluded.items()),
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
     if json_output:
         _print_json(report)
         return
@@ -313,8 +384,22 @@ pipeline_commands.register(app)
 serving_commands.register(app)
 
 
+DEBUG_ENV = "ETA_DEBUG"
+
+
 def main() -> None:
-    app()
+    """Run the command; an error the command did not anticipate still ends in one line naming it (exit 1),
+    not a traceback. Set ETA_DEBUG=1 to see the traceback."""
+    import os
+
+    try:
+        app()
+    except Exception as exc:  # the CLI's last word: every anticipated error already exited with code 2
+        if os.environ.get(DEBUG_ENV):
+            raise
+        typer.secho(f"error: {type(exc).__name__}: {_first_line(exc)}", err=True, fg=typer.colors.RED)
+        typer.secho(f"(set {DEBUG_ENV}=1 to see where it happened)", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 from models import plots
 from models.gate import GateConfig, GateDecision, promotion_decision
@@ -77,13 +78,15 @@ def log_and_register(
     extra_params: dict | None = None,
     champion_metrics: dict[str, float] | None = None,
     promote: bool = True,
+    quarantine: pl.DataFrame | None = None,
 ) -> RegisteredRun:
     """One MLflow run with params, windows, data hash, spec, metrics, plots and the model; registered as
     challenger; promoted to champion if the gate says so. Every decision is logged.
 
     With `promote=False` the gate is judged and its opinion logged in the run, but the champion alias and
     the gate log are left to the caller (the Dagster pipeline promotes in its own step, after a blocking
-    calibration check)."""
+    calibration check). `quarantine`, the input rows the contract rejected, is logged with the run as
+    data/quarantine.parquet (with their reasons), so a run's data is accounted for in one place."""
     import mlflow
 
     from models.pyfunc import ARTIFACT_KEY, PIP_REQUIREMENTS, EtaPyfunc, input_example, signature
@@ -115,6 +118,11 @@ def log_and_register(
         for png in _save_plots(result, tmp_path):
             mlflow.log_artifact(str(png), "plots")
         mlflow.log_text(config.spec.to_json(), "feature_spec.json")
+        if quarantine is not None:
+            mlflow.log_param("rows_quarantined", quarantine.height)
+            if quarantine.height:
+                quarantine.write_parquet(tmp_path / "quarantine.parquet")
+                mlflow.log_artifact(str(tmp_path / "quarantine.parquet"), "data")
         bundle = result.model.save(tmp_path / "eta_model")
         info = mlflow.pyfunc.log_model(
             name="model",

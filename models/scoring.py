@@ -2,35 +2,170 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from data_contracts.text_values import iso_instant
+from data_contracts.zones import known_zones
 from models.bundle import EtaModel, distance_band, interval_from_quantiles
 from models.metrics import DEFAULT_LEVELS, segment_coverage, summary_metrics
 from models.quantile import qtag
 
 REQUIRED_LEG_COLUMNS = ("origin_lat", "origin_lng", "dest_lat", "dest_lng", "start_ts", "tz")
+OPTIONAL_FLOAT_COLUMNS = ("road_distance_km", "temperature_c", "precipitation_mm", "duration_s")
+TEXT_COLUMNS = ("trip_id", "courier_id", "vehicle_type")
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+SEGMENT_LEVEL = 0.8  # the interval whose coverage `eta evaluate` reports per segment
+ROW_NUMBER = "row_number"  # 1-based data row of the input file (the header is not counted)
+COORD_LIMITS = {"origin_lat": 90.0, "origin_lng": 180.0, "dest_lat": 90.0, "dest_lng": 180.0}
 
 
-def read_legs(path: Path, require_label: bool = False) -> pl.DataFrame:
-    """Legs from CSV or Parquet; start_ts parsed as an ISO instant (UTC if it has no offset)."""
+@dataclass(frozen=True)
+class LegsRead:
+    """The legs of a file that can be scored, and every other row with the reason it cannot.
+
+    `legs` has typed contract columns (and the file's other columns as they were); `rejected` has the rows
+    exactly as read plus `reason` and `column`. Both carry `row_number`; `rows_in == legs + rejected`.
+    """
+
+    legs: pl.DataFrame
+    rejected: pl.DataFrame
+
+    @property
+    def rows_in(self) -> int:
+        return self.legs.height + self.rejected.height
+
+    def reasons(self) -> dict[str, int]:
+        counts = self.rejected.group_by("reason").len().sort("reason")
+        return dict(counts.iter_rows())
+
+
+def read_table(path: Path) -> pl.DataFrame:
+    """A CSV (every column as text) or Parquet file (by extension, any case); ValueError names a bad file."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a CSV or Parquet file")
     if not path.exists():
         raise FileNotFoundError(f"input not found: {path}")
-    frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, try_parse_dates=False)
-    required = (*REQUIRED_LEG_COLUMNS, "duration_s") if require_label else REQUIRED_LEG_COLUMNS
-    missing = [c for c in required if c not in frame.columns]
+    parquet = path.suffix.lower() in PARQUET_SUFFIXES
+    try:
+        return pl.read_parquet(path) if parquet else pl.read_csv(path, infer_schema=False)
+    except (pl.exceptions.PolarsError, OSError) as err:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"{path.name} is not a readable {'Parquet' if parquet else 'CSV'} file: {detail}"
+        ) from err
+
+
+def _blank(name: str, dtype: pl.DataType) -> pl.Expr:
+    column = pl.col(name)
+    return column.is_null() | (column.str.strip_chars() == "") if dtype == pl.String else column.is_null()
+
+
+def _as_float(name: str, dtype: pl.DataType) -> pl.Expr:
+    if dtype == pl.String:
+        return pl.col(name).str.strip_chars().cast(pl.Float64, strict=False)
+    if dtype.is_numeric() or dtype == pl.Null:
+        return pl.col(name).cast(pl.Float64)
+    raise ValueError(f"column {name} holds {dtype}, not numbers")
+
+
+def as_instant(name: str, dtype: pl.DataType) -> pl.Expr:
+    """start_ts as a UTC instant: an aware timestamp as it is, a naive one as UTC, text parsed value by
+    value as ISO 8601 (an unparseable value becomes null; polars' own parser would guess one format from
+    the first value and fail the rest)."""
+    column = pl.col(name)
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is None:
+            return column.dt.replace_time_zone("UTC").dt.cast_time_unit("us")
+        return column.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+    if dtype != pl.String:
+        raise ValueError(
+            f"column {name} holds {dtype}; give timestamps, or ISO 8601 text such as 2026-01-05T09:30:00+03:00"
+        )
+    return iso_instant(column)
+
+
+def read_legs(path: Path) -> LegsRead:
+    """Legs from CSV or Parquet, checked value by value: a row with a missing, unparseable or impossible
+    coordinate, start time or zone (or an unreadable optional number) is rejected with the reason and the
+    column, never scored and never dropped."""
+    frame = read_table(path)
+    missing = [c for c in REQUIRED_LEG_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"{path.name} lacks required column(s) {missing}")
-    if frame["start_ts"].dtype == pl.String:
-        frame = frame.with_columns(pl.col("start_ts").str.to_datetime(time_zone="UTC", strict=False))
-        if frame["start_ts"].null_count():
-            bad = frame.with_row_index().filter(pl.col("start_ts").is_null())["index"].head(5).to_list()
-            raise ValueError(f"{path.name}: start_ts is not an ISO timestamp on rows {bad}")
-    elif isinstance(frame["start_ts"].dtype, pl.Datetime) and frame["start_ts"].dtype.time_zone is None:
-        frame = frame.with_columns(pl.col("start_ts").dt.replace_time_zone("UTC"))
-    return frame
+        raise ValueError(f"{path.name} lacks required column(s) {missing}; it has {frame.columns}")
+    if ROW_NUMBER in frame.columns:
+        raise ValueError(f"{path.name} has a column named {ROW_NUMBER!r}, which scoring adds; rename it")
+    schema = frame.schema
+    typed: dict[str, pl.Expr] = {}
+    checks: list[tuple[str, str, pl.Expr]] = []  # (reason, column, row fails), first match wins
+    for name, limit in COORD_LIMITS.items():
+        typed[name] = value = _as_float(name, schema[name])
+        checks += [
+            ("missing_value", name, _blank(name, schema[name])),
+            ("invalid_value", name, value.is_null()),  # text that is not a number
+            ("out_of_range_coord", name, ~(value.is_finite() & (value.abs() <= limit))),
+        ]
+    typed["start_ts"] = instant = as_instant("start_ts", schema["start_ts"])
+    checks += [
+        ("missing_value", "start_ts", _blank("start_ts", schema["start_ts"])),
+        ("unparseable_timestamp", "start_ts", instant.is_null()),
+    ]
+    typed["tz"] = zone = pl.col("tz").cast(pl.String).str.strip_chars()
+    checks += [
+        ("missing_value", "tz", _blank("tz", schema["tz"])),
+        ("unknown_time_zone", "tz", ~zone.is_in(sorted(known_zones()))),
+    ]
+    for name in (c for c in OPTIONAL_FLOAT_COLUMNS if c in frame.columns):
+        typed[name] = value = _as_float(name, schema[name])
+        unreadable = ~_blank(name, schema[name]) & (value.is_null() | value.is_infinite())
+        checks.append(("invalid_value", name, unreadable))
+    for name in (c for c in TEXT_COLUMNS if c in frame.columns):
+        typed[name] = pl.col(name).cast(pl.String)
+    first = [pl.when(fails).then(pl.lit(f"{reason}|{name}")) for reason, name, fails in checks]
+    checked = frame.with_row_index(ROW_NUMBER, offset=1).with_columns(pl.coalesce(first).alias("_failed"))
+    ok = checked.filter(pl.col("_failed").is_null())
+    legs = ok.select(ROW_NUMBER, *(typed.get(c, pl.col(c)).alias(c) for c in frame.columns))
+    rejected = (
+        checked.filter(pl.col("_failed").is_not_null())
+        .with_columns(pl.col("_failed").str.split_exact("|", 1).struct.rename_fields(["reason", "column"]))
+        .unnest("_failed")
+    )
+    return LegsRead(legs=legs, rejected=rejected)
+
+
+def read_scored(path: Path) -> tuple[pl.DataFrame, dict[str, int]]:
+    """A scored file's rows that can be evaluated, and how many were left out and why (`missing_label`:
+    no usable duration_s, i.e. blank, not a number, not finite or not positive; `missing_quantile`: a blank
+    or non-finite q column)."""
+    frame = read_table(path)
+    qcols = quantile_columns(frame.columns)
+    if "duration_s" not in frame.columns or "q50" not in qcols:
+        lacking = [c for c in ("duration_s", "q50") if c not in frame.columns]
+        raise ValueError(
+            f"{path.name} lacks {lacking}: evaluate needs a file scored by `eta predict` with labels"
+        )
+    numeric = ["duration_s", *qcols, *(c for c in ("haversine_km",) if c in frame.columns)]
+    frame = frame.with_columns(_as_float(c, frame.schema[c]) for c in numeric)
+    label_ok = pl.col("duration_s").is_finite() & (pl.col("duration_s") > 0)
+    quantiles_ok = pl.all_horizontal(pl.col(c).is_finite() for c in qcols)
+    excluded = frame.select(
+        missing_label=(~label_ok.fill_null(False)).sum(),
+        missing_quantile=(label_ok.fill_null(False) & ~quantiles_ok.fill_null(False)).sum(),
+    ).row(0, named=True)
+    usable = frame.filter(label_ok.fill_null(False) & quantiles_ok.fill_null(False))
+    if usable.height == 0:
+        raise ValueError(
+            f"{path.name}: no row has both a finite duration_s and every quantile ({frame.height} rows)"
+        )
+    return usable, {reason: n for reason, n in excluded.items() if n}
+
+
+def quantile_columns(columns: list[str]) -> list[str]:
+    """q05, q10, ... q95 present in `columns`, in level order."""
+    return sorted((c for c in columns if c.startswith("q") and c[1:].isdigit()), key=lambda c: int(c[1:]))
 
 
 def score_legs(model: EtaModel, legs: pl.DataFrame, levels=DEFAULT_LEVELS) -> pl.DataFrame:
@@ -48,9 +183,15 @@ def score_legs(model: EtaModel, legs: pl.DataFrame, levels=DEFAULT_LEVELS) -> pl
     return pl.concat([legs, context, pl.DataFrame(columns)], how="horizontal")
 
 
+def rejected_path(out: Path) -> Path:
+    """Where `eta predict` files the legs it could not score: scored.parquet -> scored.rejected.parquet."""
+    return out.with_name(f"{out.stem}.rejected{out.suffix}")
+
+
 def write_table(frame: pl.DataFrame, path: Path) -> None:
+    """Parquet by extension (any case), else CSV with timestamps as ISO 8601 text."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
+    if path.suffix.lower() in PARQUET_SUFFIXES:
         frame.write_parquet(path)
     else:
         frame.with_columns(pl.col(pl.Datetime).dt.to_string("%Y-%m-%dT%H:%M:%S%z")).write_csv(path)
@@ -58,26 +199,26 @@ def write_table(frame: pl.DataFrame, path: Path) -> None:
 
 def evaluate_scored(scored: pl.DataFrame) -> dict[str, object]:
     """All metrics of a scored file (needs duration_s and the q columns)."""
-    qcols = sorted(
-        (c for c in scored.columns if c.startswith("q") and c[1:].isdigit()), key=lambda c: int(c[1:])
-    )
+    qcols = quantile_columns(scored.columns)
     if "q50" not in qcols:
-        raise KeyError("the scored file has no q50 column; score it with `eta predict` first")
+        raise ValueError("the scored file has no q50 column; score it with `eta predict` first")
     quantiles = [int(c[1:]) / 100 for c in qcols]
     y = scored["duration_s"].to_numpy().astype(float)
     q = scored.select(qcols).to_numpy()
     levels = [lv for lv in DEFAULT_LEVELS if round((1 - lv) / 2 * 100) in {int(c[1:]) for c in qcols}]
     metrics = summary_metrics(y, q, quantiles, levels)
     segments: dict[str, list[dict]] = {}
+    if SEGMENT_LEVEL not in levels:  # the file lacks the 80% interval's quantiles
+        return {"metrics": {k: float(v) for k, v in metrics.items() if np.isfinite(v)}, "segments": segments}
     if "local_hour" in scored.columns:
         segments["hour"] = segment_coverage(
-            scored["local_hour"].cast(pl.String), y, q, quantiles, 0.8
+            scored["local_hour"].cast(pl.String), y, q, quantiles, SEGMENT_LEVEL
         ).to_dicts()
     if "origin_region" in scored.columns:
         segments["region"] = segment_coverage(
-            scored["origin_region"].cast(pl.String), y, q, quantiles, 0.8
+            scored["origin_region"].cast(pl.String), y, q, quantiles, SEGMENT_LEVEL
         ).to_dicts()
     if "haversine_km" in scored.columns:
         bands = pl.Series(distance_band(scored["haversine_km"].to_numpy()))
-        segments["distance"] = segment_coverage(bands, y, q, quantiles, 0.8).to_dicts()
+        segments["distance"] = segment_coverage(bands, y, q, quantiles, SEGMENT_LEVEL).to_dicts()
     return {"metrics": {k: float(v) for k, v in metrics.items() if np.isfinite(v)}, "segments": segments}

@@ -91,11 +91,20 @@ def alias_version(alias: str, name: str = REGISTERED_MODEL) -> int | None:
 
 
 def set_alias(alias: str, version: int, name: str = REGISTERED_MODEL) -> None:
+    """Point `alias` at `version`; ValueError names the versions that exist when it is not one of them."""
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
-    MlflowClient(tracking_uri=tracking_uri(), registry_uri=tracking_uri()).set_registered_model_alias(
-        name, alias, str(version)
-    )
+    client = MlflowClient(tracking_uri=tracking_uri(), registry_uri=tracking_uri())
+    try:
+        client.set_registered_model_alias(name, alias, str(version))
+    except MlflowException as err:
+        versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+        if version in versions:
+            raise
+        raise ValueError(
+            f"{name} has no version {version}; its versions are {versions or 'none yet'}"
+        ) from err
 
 
 def log_gate_decision(version: int, decision: dict, name: str = REGISTERED_MODEL) -> Path:

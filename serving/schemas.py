@@ -7,24 +7,17 @@ supported interval levels) live in `serving.errors` helpers and name their field
 
 from __future__ import annotations
 
-import zoneinfo
 from datetime import datetime
-from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from data_contracts.zones import known_zones
 
 DEFAULT_LEVELS: tuple[float, ...] = (0.8, 0.9)
 MAX_LEVELS = 10
 MAX_SERVICE_TIME_S = 4 * 3600.0
 FIRST_YEAR, LAST_YEAR = 2000, 2099  # keeps arrival arithmetic far from datetime's limits
-# zoneinfo lists these, but they are not places: polars refuses them and a customer never lives in them
-NOT_PLACES = frozenset({"localtime", "Factory", "posixrules"})
-
-
-@lru_cache(maxsize=1)
-def known_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones()) - NOT_PLACES
 
 
 def _known_zone(name: str) -> str:

@@ -125,5 +125,77 @@ def test_train_predict_evaluate_round_trip(tmp_path) -> None:
         expected = ((y >= scored["lower_80"]) & (y <= scored["upper_80"])).mean()
         assert report["metrics"]["coverage_80"] == pytest.approx(expected)
         assert report["metrics"]["n"] == 400
+        assert report["rows"] == {"in": 400, "evaluated": 400, "excluded": {}}
+
+        # a CSV with an impossible latitude on row 3 and an unknown zone on row 6: the other 8 are scored
+        position = pl.int_range(pl.len())
+        text = (
+            legs.head(10)
+            .with_columns(pl.col("start_ts").dt.to_string("%Y-%m-%dT%H:%M:%S%z"))
+            .cast({"origin_lat": pl.String})
+        )
+        text.with_columns(
+            pl.when(position == 2).then(pl.lit("99.5")).otherwise(pl.col("origin_lat")).alias("origin_lat"),
+            pl.when(position == 5).then(pl.lit("Mars/Olympus")).otherwise(pl.col("tz")).alias("tz"),
+        ).write_csv(tmp_path / "some_bad.csv")
+        out = tmp_path / "some_bad_scored.csv"
+        partly = runner.invoke(
+            app,
+            [
+                "predict",
+                "--model-uri",
+                "models:/eta-model@champion",
+                "--input",
+                str(tmp_path / "some_bad.csv"),
+                "--out",
+                str(out),
+            ],
+        )
+        assert partly.exit_code == 0, partly.output
+        assert "rejected 2 of 10 legs (out_of_range_coord 1, unknown_time_zone 1)" in partly.output
+        assert pl.read_csv(out)["row_number"].to_list() == [1, 2, 4, 5, 7, 8, 9, 10]
+        rejected = pl.read_csv(tmp_path / "some_bad_scored.rejected.csv", infer_schema=False)
+        assert rejected.select("row_number", "reason", "column", "origin_lat", "tz").rows() == [
+            ("3", "out_of_range_coord", "origin_lat", "99.5", text["tz"][2]),
+            ("6", "unknown_time_zone", "tz", text["origin_lat"][5], "Mars/Olympus"),
+        ]
+
+        no_alias = runner.invoke(
+            app,
+            [
+                "predict",
+                "--model-uri",
+                "models:/eta-model@nosuch",
+                "--input",
+                str(legs_file),
+                "--out",
+                str(tmp_path / "x.csv"),
+            ],
+        )
+        assert no_alias.exit_code == 2
+        assert "cannot load model 'models:/eta-model@nosuch'" in no_alias.output
+        no_version = runner.invoke(app, ["rollback", "--to-version", "99"])
+        assert no_version.exit_code == 2
+        assert "eta-model has no version 99; its versions are [1]" in no_version.output
     finally:
         os.environ["ETA_HOME"] = env_before
+
+
+def test_an_unanticipated_error_ends_in_one_line(monkeypatch, capsys) -> None:
+    from eta_cli import main as cli
+
+    def broken() -> None:
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(cli, "app", broken)
+    monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "error: RuntimeError: disk on fire" in err
+    assert "second line" not in err
+    assert "Traceback" not in err
+    monkeypatch.setenv(cli.DEBUG_ENV, "1")
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        cli.main()
