@@ -93,7 +93,19 @@ def test_logged_model_carries_native_boosters_not_pickles(first_run, tmp_path) -
 def test_second_identical_model_is_gated_on_pinball_and_decision_is_logged(
     first_run, trained, fast_params, fresh_home
 ) -> None:
-    second = log_and_register(trained, TrainConfig(params=fast_params), run_name="second")
+    import mlflow
+    import polars as pl
+
+    quarantine = pl.DataFrame({"trip_id": ["t1", "t2"], "reason": ["missing_value", "implausible_speed"]})
+    second = log_and_register(
+        trained, TrainConfig(params=fast_params), run_name="second", quarantine=quarantine
+    )
+    run = mlflow.get_run(second.run_id)
+    assert run.data.params["rows_quarantined"] == "2"
+    logged = mlflow.artifacts.download_artifacts(
+        run_id=second.run_id, artifact_path="data/quarantine.parquet"
+    )
+    assert pl.read_parquet(logged).equals(quarantine)
     assert second.version == 2
     assert second.champion_version == 1
     # same boosters on the same window: "not worse" -> promoted
