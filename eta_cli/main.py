@@ -107,6 +107,9 @@ def ingest(
     from data_contracts.ingest import ingest_to_folder
     from data_contracts.limits import ContractLimits
 
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out} is a file; give a folder for valid.parquet and quarantine.parquet")
+
     try:
         contract_limits = ContractLimits.from_yaml(limits) if limits else ContractLimits()
         console = Console(stderr=True)

@@ -76,6 +76,30 @@ def test_bad_input_names_the_problem(tmp_path) -> None:
     quantiles = runner.invoke(app, ["train", "--data", str(tmp_path), "--quantiles", "0.1,0.9"])
     assert quantiles.exit_code == 2
     assert "include 0.5" in quantiles.output
+    (tmp_path / "legs.csv").write_text("a,b\n1,2\n")
+    out_is_file = runner.invoke(
+        app,
+        ["ingest", "--source", "synthetic", "--input", str(tmp_path), "--out", str(tmp_path / "legs.csv")],
+    )
+    assert out_is_file.exit_code == 2
+    assert "legs.csv is a file; give a folder" in out_is_file.output
+    not_parquet = runner.invoke(
+        app,
+        [
+            "ingest",
+            "--source",
+            "synthetic",
+            "--input",
+            str(tmp_path / "legs.csv"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert not_parquet.exit_code == 2
+    assert "legs.csv is not a synthetic-city partition (not a Parquet file)" in not_parquet.output
+    generate_into_file = runner.invoke(app, ["generate", "--out", str(tmp_path / "legs.csv"), "--days", "1"])
+    assert generate_into_file.exit_code == 2
+    assert "is a file; give a folder for the daily partitions" in generate_into_file.output
 
 
 def test_train_predict_evaluate_round_trip(tmp_path) -> None:

@@ -40,7 +40,10 @@ class SyntheticCityAdapter:
     file_glob = "**/*.parquet"
 
     def stage(self, path: Path) -> pl.DataFrame:
-        raw = pl.read_parquet(path)
+        try:
+            raw = pl.read_parquet(path)
+        except pl.exceptions.ComputeError as err:
+            raise ValueError(f"{path} is not a synthetic-city partition (not a Parquet file)") from err
         missing = [c for c in (*_PASSTHROUGH, "start_local") if c not in raw.columns]
         if missing:
             raise ValueError(f"{path} is not a synthetic-city partition: missing columns {missing}")
