@@ -42,9 +42,11 @@ lint: install
 ui: install
 	$(ETA) ui
 
+PORT ?= 3000
 serve: install
-	$(ETA) serve
+	$(ETA) serve --port $(PORT)
 
+# the default state folder of this checkout only; an ETA_HOME set elsewhere is left alone
 clean-state:
 	rm -rf .eta
 
