@@ -241,12 +241,12 @@ def _print_backtest(payload: dict, console) -> None:
             str(summary["retrainings"]),
             str(summary["promotions"]),
             str(summary["blocked"]),
-            "-" if summary["mean_coverage_80"] is None else f"{summary['mean_coverage_80']:.3f}",
+            _share(summary["mean_coverage_80"]),
         ]
         if rec:
             delay = rec["days_to_recover"]
             row += [
-                f"{rec['pooled_after_3_days']:.3f}",
+                _share(rec["pooled_after_3_days"]),
                 "never" if delay is None else f"{delay} d",
                 "yes" if rec["goal_met"] else "no",
             ]
@@ -254,7 +254,19 @@ def _print_backtest(payload: dict, console) -> None:
             row += ["-", "-", "-"]
         table.add_row(name, *row)
     out.print(table)
+    for name, summary in payload["strategies"].items():
+        if summary.get("days_served") == 0:
+            out.print(
+                f"[yellow]{name}: no day was served, because no model became champion "
+                f"({summary['retrainings']} trained, {summary['blocked']} blocked by the calibration check); "
+                "the per-day table says why[/yellow]"
+            )
     out.print(f"per-day tables and summaries in {payload['folder']}; plot {payload['plot']}")
+
+
+def _share(value: float | None) -> str:
+    """A coverage share for the table; '-' where there is none (no day served, so nothing to average)."""
+    return "-" if value is None or value != value else f"{value:.3f}"
 
 
 def register(app: typer.Typer) -> None:

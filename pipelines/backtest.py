@@ -232,6 +232,7 @@ def judge(records: list[BacktestDay], plan: BacktestPlan) -> dict:
     summary["blocked"] = sum(r.blocked for r in records)
     # the gate compares both models on the candidate's test window: a promotion of a worse model would show here
     summary["promoted_worse"] = sum(r.promoted and r.candidate_pinball > r.champion_pinball for r in records)
+    summary["days_served"] = len(served)
     summary["mean_coverage_80"] = sum(r.coverage_80 for r in served) / len(served) if served else None
     return summary
 

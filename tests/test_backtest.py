@@ -160,3 +160,19 @@ def test_day_table_and_plot(tmp_path) -> None:
     assert table["district_coverage_80"].to_list() == pytest.approx([0.8, 0.6, 0.7])
     path = coverage_over_time_plot({"on": days, "off": _days([0.8, 0.6, 0.6])}, tmp_path / "p.png", 1)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_strategy_that_served_no_day_says_so(tmp_path, capsys) -> None:
+    from eta_cli.pipeline_commands import _print_backtest
+    from pipelines.backtest import BacktestPlan, judge
+
+    unserved = [BacktestDay("on", f"d{i}", i, False, retrained=True, blocked=True) for i in range(3)]
+    plan = BacktestPlan("on", 3, tmp_path, source=None, start="2026-01-05", timezone="UTC", onset_index=1)
+    summary = judge(unserved, plan)
+    assert summary["days_served"] == 0
+    assert summary["mean_coverage_80"] is None
+    assert summary["blocked"] == 3
+    _print_backtest({"folder": str(tmp_path), "plot": "p.png", "strategies": {"on": summary}}, None)
+    printed = capsys.readouterr().out
+    assert "on: no day was served, because no model became champion (3 trained, 3 blocked" in printed
+    assert "nan" not in printed
