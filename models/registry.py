@@ -88,6 +88,7 @@ def log_and_register(
     calibration check). `quarantine`, the input rows the contract rejected, is logged with the run as
     data/quarantine.parquet (with their reasons), so a run's data is accounted for in one place."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     from models.pyfunc import ARTIFACT_KEY, PIP_REQUIREMENTS, EtaPyfunc, input_example, signature
 
@@ -106,6 +107,17 @@ def log_and_register(
         **{f"rows_{k}": v for k, v in result.rows.items()},
         **(extra_params or {}),
     }
+    # the champion is scored before anything is registered: a failure here leaves no orphan version
+    champion_version = alias_version(CHAMPION)
+    unloadable = None
+    if champion_version is not None and champion_metrics is None:
+        try:
+            champion_metrics = champion_metrics_on(result)
+        except (MlflowException, OSError) as err:  # its files gone, say: it can neither serve nor compare
+            problem = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            unloadable = (
+                f"champion v{champion_version} cannot be loaded ({problem}); judged on calibration alone"
+            )
     with mlflow.start_run(run_name=run_name) as run, tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         mlflow.log_params(params)
@@ -135,10 +147,10 @@ def log_and_register(
         )
         version = int(info.registered_model_version)
         set_alias(CHALLENGER, version)
-        champion_version = alias_version(CHAMPION)
-        if champion_version is not None and champion_metrics is None:
-            champion_metrics = champion_metrics_on(result)
-        decision = promotion_decision(result.metrics, champion_metrics if champion_version else None, gate)
+        compared = champion_metrics if champion_version is not None and unloadable is None else None
+        decision = promotion_decision(result.metrics, compared, gate)
+        if unloadable:
+            decision.reasons.insert(0, unloadable)
         mlflow.log_dict(decision.as_dict(), "gate_decision.json")
         mlflow.set_tags({"gate_promote": str(decision.promote).lower(), "registered_version": str(version)})
     if promote:

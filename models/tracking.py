@@ -79,15 +79,29 @@ def configure(experiment: str = EXPERIMENT) -> Tracking:
 
 
 def alias_version(alias: str, name: str = REGISTERED_MODEL) -> int | None:
-    """The version an alias points at, or None when the alias (or the model) does not exist."""
+    """The version an alias points at, or None when the alias (or the model) does not exist.
+
+    Any other failure (the registry unreachable, a broken store) is raised: a caller that read it as "no
+    champion yet" would switch monitoring off, or promote without comparing, while the registry is down."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     client = MlflowClient(tracking_uri=tracking_uri(), registry_uri=tracking_uri())
     try:
         return int(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as err:
+        if _not_found(err):
+            return None
+        raise
+
+
+def _not_found(err) -> bool:
+    """MLflow's answer for a missing model (RESOURCE_DOES_NOT_EXIST) or a missing alias (which it files
+    under INVALID_PARAMETER_VALUE, 'Registered model alias ... not found')."""
+    message = str(err)
+    return err.error_code == "RESOURCE_DOES_NOT_EXIST" or (
+        err.error_code == "INVALID_PARAMETER_VALUE" and "alias" in message and "not found" in message
+    )
 
 
 def set_alias(alias: str, version: int, name: str = REGISTERED_MODEL) -> None:

@@ -89,7 +89,7 @@ def build_definitions(
             build_packaging_sensor(jobs["packaging_job"]),
         ],
         resources={
-            "source": source or SyntheticCitySource(),
+            "source": source or SyntheticCitySource(follow_folder=True),
             "warehouse": warehouse or Warehouse(),
             "registry": registry or ModelRegistry(),
             "drift": drift or DriftDetector(),

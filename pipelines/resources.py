@@ -26,6 +26,18 @@ def _day(partition_key: str) -> date:
     return date.fromisoformat(partition_key)
 
 
+def _write_atomic(path: Path, write) -> Path:
+    """`write(tmp)` then rename onto `path`: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 class Warehouse(dg.ConfigurableResource):
     """The pipeline's outputs: one Parquet or JSON file per asset and daily partition, plus reports,
     plots and the per-model monitoring references. `root` empty means ETA_HOME/pipeline."""
@@ -43,12 +55,7 @@ class Warehouse(dg.ConfigurableResource):
         return self.path(asset, partition, suffix).exists()
 
     def write_table(self, asset: str, partition: str, frame: pl.DataFrame) -> Path:
-        path = self.path(asset, partition)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        frame.write_parquet(tmp)
-        os.replace(tmp, path)  # readers never see half a file
-        return path
+        return _write_atomic(self.path(asset, partition), frame.write_parquet)
 
     def read_table(self, asset: str, partition: str) -> pl.DataFrame:
         path = self.path(asset, partition)
@@ -57,10 +64,8 @@ class Warehouse(dg.ConfigurableResource):
         return pl.read_parquet(path)
 
     def write_json(self, asset: str, partition: str, payload: dict) -> Path:
-        path = self.path(asset, partition, ".json")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(payload, indent=2, default=str))
-        return path
+        text = json.dumps(payload, indent=2, default=str)
+        return _write_atomic(self.path(asset, partition, ".json"), lambda tmp: tmp.write_text(text))
 
     def read_json(self, asset: str, partition: str) -> dict:
         path = self.path(asset, partition, ".json")
@@ -93,8 +98,9 @@ class TripSource(dg.ConfigurableResource):
 
 class SyntheticCitySource(TripSource):
     """The simulated city as a trip source. A day missing from `raw_dir` is simulated on first request
-    (deterministic for the settings, so re-simulating writes the same bytes); `raw_dir` empty means
-    ETA_HOME/data/synthetic/<scenario>/raw."""
+    (deterministic for the settings) and only that day is written: a raw partition already on disk is never
+    replaced, and a folder whose city was simulated with other settings is refused by name rather than
+    extended with a different city. `raw_dir` empty means ETA_HOME/data/synthetic/<scenario>/raw."""
 
     raw_dir: str = ""
     start: str = SYNTHETIC_START
@@ -103,6 +109,9 @@ class SyntheticCitySource(TripSource):
     onset_day: int = 30
     trips_per_day: int = 4000
     dirty_fraction: float = 0.01
+    # continue the city already in the folder (e.g. the one `eta demo` simulated, with its seed and legs per
+    # day) instead of refusing it for other settings; the UI's and daemon's default source does this
+    follow_folder: bool = False
 
     @property
     def source_name(self) -> str:
@@ -119,15 +128,19 @@ class SyntheticCitySource(TripSource):
         from data_contracts.synthetic.generate import generate_city
 
         generate_city(
-            self.folder,
-            days=days,
-            start=_day(self.start),
-            seed=self.seed,
-            scenario=self.scenario,
-            trips_per_day=self.trips_per_day,
-            dirty_fraction=self.dirty_fraction,
-            onset_day=self.onset_day,
+            self.folder, days=days, start=_day(self.start), onset_day=self.onset_day, **self.settings()
         )
+
+    def settings(self) -> dict[str, object]:
+        """What `generate_city` records in the folder's manifest, and must match to extend it: this
+        source's own, or with `follow_folder` the folder's when it has a city already."""
+        own = {
+            "seed": self.seed,
+            "trips_per_day": self.trips_per_day,
+            "dirty_fraction": self.dirty_fraction,
+            "scenario": self.scenario,
+        }
+        return (_recorded_settings(self.folder) or own) if self.follow_folder else own
 
     def files_for(self, partition: str) -> list[Path]:
         day = _day(partition)
@@ -136,8 +149,34 @@ class SyntheticCitySource(TripSource):
             raise ValueError(f"the simulated city starts on {self.start}; no trips on {partition}")
         path = self.folder / f"date={partition}" / "trips.parquet"
         if not path.exists():
-            self.simulate(offset + 1)
+            self._simulate_missing(offset + 1)
         return [path]
+
+    def _simulate_missing(self, days: int) -> None:
+        """Simulate the first `days` days aside and move in only the days the folder lacks."""
+        import shutil
+        import tempfile
+
+        recorded = _recorded_settings(self.folder)
+        if recorded and recorded != self.settings():
+            differ = {k: (recorded.get(k), v) for k, v in self.settings().items() if recorded.get(k) != v}
+            raise ValueError(
+                f"{self.folder} holds a city simulated with other settings (folder, this source): {differ}; "
+                "configure the source with the folder's settings or give it another raw_dir"
+            )
+        self.folder.mkdir(parents=True, exist_ok=True)
+        aside = Path(tempfile.mkdtemp(prefix=".simulating-", dir=self.folder.parent))
+        try:
+            SyntheticCitySource(
+                **self.settings(), raw_dir=str(aside), start=self.start, onset_day=self.onset_day
+            ).simulate(days)
+            for made in sorted(p for p in aside.rglob("*") if p.is_file()):
+                target = self.folder / made.relative_to(aside)
+                if not target.exists():  # never replace a day's file (or the manifest) already there
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(made, target)
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)
 
     def stage(self, partition: str) -> pl.DataFrame:
         """The day's raw legs mapped onto the contract columns (with lineage and the raw row)."""
@@ -253,12 +292,22 @@ class ModelRegistry(dg.ConfigurableResource):
 
     def load_version(self, version: int):
         """The `EtaModel` of a registered version."""
+        from mlflow.exceptions import MlflowException
+
         from models.pyfunc import load_eta_model
         from models.tracking import REGISTERED_MODEL, configure
 
         with self.environment():
             configure()
-            model, _ = load_eta_model(f"models:/{REGISTERED_MODEL}/{version}")
+            try:
+                model, _ = load_eta_model(f"models:/{REGISTERED_MODEL}/{version}")
+            except (MlflowException, OSError) as err:
+                problem = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                raise RuntimeError(
+                    f"{REGISTERED_MODEL} v{version} cannot be loaded ({problem}): its artifacts may be gone; "
+                    "move the champion back with `eta rollback`, or retrain (the gate then judges the "
+                    "challenger on calibration alone)"
+                ) from err
         return model
 
     def promote(self, version: int, decision: dict) -> int | None:
@@ -357,3 +406,11 @@ class BentoPackager(dg.ConfigurableResource):
         with registry.environment():
             built = build_bento(Path(self.bentofile) if self.bentofile else BENTOFILE)
         return built.as_dict()
+
+
+def _recorded_settings(folder: Path) -> dict[str, object]:
+    """The settings in a simulated city's manifest (`generate_city` writes it), or {} without one."""
+    from data_contracts.synthetic.generate import GROUND_TRUTH_FILE
+
+    manifest = folder / GROUND_TRUTH_FILE
+    return json.loads(manifest.read_text())["parameters"] if manifest.exists() else {}

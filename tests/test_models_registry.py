@@ -131,3 +131,50 @@ def test_rollback_moves_the_alias_back(first_run) -> None:
     assert alias_version(CHAMPION) == 1
     with pytest.raises(ValueError, match="no earlier promoted version"):
         rollback()
+
+
+def test_a_missing_alias_is_none_and_an_unreachable_registry_an_error(first_run, monkeypatch) -> None:
+    import socket
+
+    from mlflow.exceptions import MlflowException
+
+    assert alias_version("no-such-alias") is None
+    assert alias_version(CHAMPION, name="no-such-model") is None
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    # read as "no champion yet", an outage would switch monitoring off and let a challenger in unjudged
+    with pytest.raises(MlflowException, match="API request"):
+        alias_version(CHAMPION)
+
+
+def test_a_champion_whose_files_are_gone_is_judged_away_on_calibration(
+    first_run, trained, fast_params
+) -> None:
+    import shutil
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri(), registry_uri=tracking_uri())
+    champion = alias_version(CHAMPION)
+    files = Path(urlparse(client.get_model_version_download_uri("eta-model", str(champion))).path)
+    versions_before = len(client.search_model_versions("name = 'eta-model'"))
+    moved = files.with_name(files.name + ".away")
+    files.rename(moved)
+    try:
+        replacement = log_and_register(trained, TrainConfig(params=fast_params), run_name="after-loss")
+    finally:
+        moved.rename(files)
+    assert replacement.champion_version == champion
+    assert replacement.decision.reasons[0].startswith(f"champion v{champion} cannot be loaded (")
+    assert replacement.decision.reasons[0].endswith("judged on calibration alone")
+    assert replacement.decision.champion is None
+    assert replacement.decision.promote
+    assert alias_version(CHAMPION) == replacement.version
+    assert len(client.search_model_versions("name = 'eta-model'")) == versions_before + 1
+    shutil.rmtree(moved, ignore_errors=True)
