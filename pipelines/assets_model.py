@@ -6,6 +6,7 @@ Partition D means "trained after day D": the window ends with D and the promoted
 
 import dagster as dg
 import numpy as np
+import polars as pl
 from pydantic import Field
 
 from pipelines.assets_ingest import FEATURES, VALID, previous_days, read_days
@@ -131,10 +132,14 @@ def build_model_assets(partitions: dg.PartitionsDefinition, window_days: int = 2
         window = config.window_days or window_days
         wanted = [*previous_days(day, window - 1), day]
         frame, read = read_days(warehouse, VALID, wanted)
-        if len(read) < min(config.min_days, window):
+        # a day whose file holds no trip is not a day of data (a silent feed writes empty days)
+        empty = [d for d in read if not pl.scan_parquet(warehouse.path(VALID, d)).head(1).collect().height]
+        with_trips = [d for d in read if d not in empty]
+        if len(with_trips) < min(config.min_days, window):
             raise dg.Failure(
-                description=f"the {window}-day window ending {day} has {len(read)} day(s) of valid "
+                description=f"the {window}-day window ending {day} has {len(with_trips)} day(s) of valid "
                 f"trips, fewer than {config.min_days}: materialize {VALID} for {wanted[0]}..{day} first"
+                + (f" (days with no trips: {', '.join(empty)})" if empty else "")
             )
         path = warehouse.write_table(TRAINING_SET, day, frame)
         return dg.MaterializeResult(
@@ -142,8 +147,8 @@ def build_model_assets(partitions: dg.PartitionsDefinition, window_days: int = 2
                 "dagster/row_count": frame.height,
                 "first_day": read[0],
                 "last_day": read[-1],
-                "days": len(read),
-                "missing_days": dg.MetadataValue.json(sorted(set(wanted) - set(read))),
+                "days": len(with_trips),
+                "missing_days": dg.MetadataValue.json(sorted(set(wanted) - set(with_trips))),
                 "data_hash": data_hash(frame),
                 "path": dg.MetadataValue.path(str(path)),
             }

@@ -67,6 +67,15 @@ def build_checks(partitions: dg.PartitionsDefinition, max_quarantine_share: floa
         valid_rows = _rows(warehouse.path(VALID, day))
         share = quarantine_share(valid_rows, quarantine.height)
         reasons = dict(quarantine["reason"].value_counts().iter_rows()) if quarantine.height else {}
+        if (
+            valid_rows + quarantine.height == 0
+        ):  # nothing to quarantine is not a clean day: the feed is silent
+            return dg.AssetCheckResult(
+                passed=False,
+                severity=dg.AssetCheckSeverity.WARN,  # a warning: it does not block, the window skips the day
+                description=f"{day} has no trips at all: did the source deliver this day?",
+                metadata={"valid": 0, "quarantined": 0},
+            )
         return dg.AssetCheckResult(
             passed=share <= max_quarantine_share,
             metadata={

@@ -189,6 +189,31 @@ def test_contract_check_fails_above_its_threshold(stack, tmp_path) -> None:
     assert "null_island | 1 | 25.00%" in check.metadata["reasons"].value
 
 
+def test_a_day_without_trips_is_flagged_and_not_counted_as_data(stack, tmp_path) -> None:
+    from pipelines.assets_model import WindowConfig
+
+    warehouse = Warehouse(root=str(tmp_path))
+    for index, trips in enumerate([["a", "b"], [], ["c"]]):
+        warehouse.write_table(
+            "validated_trips", day(index), pl.DataFrame({"trip_id": trips}, schema={"trip_id": pl.String})
+        )
+        warehouse.write_table(
+            "quarantined_trips", day(index), pl.DataFrame(schema={"trip_id": pl.String, "reason": pl.String})
+        )
+    check = stack.checks["contract_quarantine_share"](
+        dg.build_op_context(partition_key=day(1)), warehouse=warehouse
+    )
+    assert not check.passed
+    assert check.severity == dg.AssetCheckSeverity.WARN  # surfaced, not blocking
+    assert check.description == f"{day(1)} has no trips at all: did the source deliver this day?"
+    with pytest.raises(dg.Failure, match=rf"has 2 day\(s\) of valid trips, fewer than 3.*no trips: {day(1)}"):
+        stack.assets["training_set"](
+            dg.build_asset_context(partition_key=day(2)),
+            config=WindowConfig(window_days=3, min_days=3),
+            warehouse=warehouse,
+        )
+
+
 def _features_frame(**columns) -> pl.DataFrame:
     base = {
         "trip_id": ["a", "b"],
