@@ -61,7 +61,12 @@ class Warehouse(dg.ConfigurableResource):
         path = self.path(asset, partition)
         if not path.exists():
             raise FileNotFoundError(f"{asset} has no partition {partition} ({path}); materialize it first")
-        return pl.read_parquet(path)
+        try:
+            return pl.read_parquet(path)
+        except pl.exceptions.ComputeError as err:
+            raise ValueError(
+                f"{asset} partition {partition} ({path}) is not a readable Parquet file; materialize it again"
+            ) from err
 
     def write_json(self, asset: str, partition: str, payload: dict) -> Path:
         text = json.dumps(payload, indent=2, default=str)

@@ -134,6 +134,22 @@ def _raw_file(stack, index: int) -> pl.DataFrame:
 # ---- asset functions and checks, called directly ----
 
 
+def test_warehouse_writes_atomically_and_names_a_damaged_partition(tmp_path) -> None:
+    warehouse = Warehouse(root=str(tmp_path))
+    warehouse.write_json("served_predictions", day(0), {"served": True})
+    assert warehouse.read_json("served_predictions", day(0)) == {"served": True}
+    assert [p.name for p in (tmp_path / "served_predictions").iterdir()] == [
+        f"date={day(0)}.json"
+    ]  # no temp left
+    damaged = warehouse.path("validated_trips", day(0))
+    damaged.parent.mkdir(parents=True)
+    damaged.write_text("half a file")
+    with pytest.raises(
+        ValueError, match=rf"validated_trips partition {day(0)} \(.*\) is not a readable Parquet"
+    ):
+        warehouse.read_table("validated_trips", day(0))
+
+
 def test_raw_trips_called_directly_stages_the_whole_partition(stack, tmp_path) -> None:
     warehouse = Warehouse(root=str(tmp_path))
     context = dg.build_asset_context(partition_key=day(0))
