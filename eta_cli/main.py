@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from data_contracts.safe_io import first_line
 from eta_cli import pipeline_commands, serving_commands
 
 app = typer.Typer(
@@ -300,7 +301,7 @@ def _load_model(model_uri: str):
     try:
         return load_eta_model(model_uri)[0]
     except (MlflowException, OSError, ValueError) as exc:
-        _fail(f"cannot load model {model_uri!r}: {_first_line(exc)}")
+        _fail(f"cannot load model {model_uri!r}: {first_line(exc)}")
 
 
 def _write_or_fail(write, frame, path: Path) -> None:
@@ -308,11 +309,6 @@ def _write_or_fail(write, frame, path: Path) -> None:
         write(frame, path)
     except OSError as exc:
         _fail(f"cannot write {path}: {exc.strerror or exc}")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @app.command()
@@ -400,7 +396,7 @@ def main() -> None:
     except Exception as exc:  # the CLI's last word: every anticipated error already exited with code 2
         if os.environ.get(DEBUG_ENV):
             raise
-        typer.secho(f"error: {type(exc).__name__}: {_first_line(exc)}", err=True, fg=typer.colors.RED)
+        typer.secho(f"error: {type(exc).__name__}: {first_line(exc)}", err=True, fg=typer.colors.RED)
         typer.secho(f"(set {DEBUG_ENV}=1 to see where it happened)", err=True)
         sys.exit(1)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from data_contracts.home import eta_home
+from data_contracts.safe_io import write_atomic
 from models.quantile import LightGBMQuantile
 
 logger = logging.getLogger(__name__)
@@ -78,16 +79,10 @@ def missing_objects(regressor: LightGBMQuantile, directory: Path | None = None) 
     todo = []
     for q, (text_path, object_path) in object_paths(texts, directory).items():
         if not text_path.exists():
-            _write_atomic(text_path, texts[q].encode())
+            write_atomic(text_path, lambda tmp, text=texts[q]: tmp.write_bytes(text.encode()))
         if not object_path.exists():
             todo.append(text_path)
     return todo
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def compile_text_file(text_path: Path) -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from data_contracts.safe_io import first_line
 from models import plots
 from models.gate import GateConfig, GateDecision, promotion_decision
 from models.metrics import summary_metrics
@@ -114,10 +115,7 @@ def log_and_register(
         try:
             champion_metrics = champion_metrics_on(result)
         except (MlflowException, OSError) as err:  # its files gone, say: it can neither serve nor compare
-            problem = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            unloadable = (
-                f"champion v{champion_version} cannot be loaded ({problem}); judged on calibration alone"
-            )
+            unloadable = f"champion v{champion_version} cannot be loaded ({first_line(err)}); judged on calibration alone"
     with mlflow.start_run(run_name=run_name) as run, tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         mlflow.log_params(params)

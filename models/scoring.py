@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from data_contracts.safe_io import first_line
 from data_contracts.text_values import iso_instant
 from data_contracts.zones import known_zones
 from models.bundle import EtaModel, distance_band, interval_from_quantiles
@@ -53,9 +54,8 @@ def read_table(path: Path) -> pl.DataFrame:
     try:
         return pl.read_parquet(path) if parquet else pl.read_csv(path, infer_schema=False)
     except (pl.exceptions.PolarsError, OSError) as err:
-        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(
-            f"{path.name} is not a readable {'Parquet' if parquet else 'CSV'} file: {detail}"
+            f"{path.name} is not a readable {'Parquet' if parquet else 'CSV'} file: {first_line(err)}"
         ) from err
 
 

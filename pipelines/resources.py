@@ -17,6 +17,7 @@ import dagster as dg
 import polars as pl
 
 from data_contracts.home import eta_home
+from data_contracts.safe_io import first_line, write_atomic
 
 SYNTHETIC_START = "2026-01-05"  # the simulated city's first day (the demo and the partitions start here)
 MONITORING_EXPERIMENT = "eta-monitoring"  # one MLflow run per monitored day
@@ -24,18 +25,6 @@ MONITORING_EXPERIMENT = "eta-monitoring"  # one MLflow run per monitored day
 
 def _day(partition_key: str) -> date:
     return date.fromisoformat(partition_key)
-
-
-def _write_atomic(path: Path, write) -> Path:
-    """`write(tmp)` then rename onto `path`: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -55,7 +44,7 @@ class Warehouse(dg.ConfigurableResource):
         return self.path(asset, partition, suffix).exists()
 
     def write_table(self, asset: str, partition: str, frame: pl.DataFrame) -> Path:
-        return _write_atomic(self.path(asset, partition), frame.write_parquet)
+        return write_atomic(self.path(asset, partition), frame.write_parquet)
 
     def read_table(self, asset: str, partition: str) -> pl.DataFrame:
         path = self.path(asset, partition)
@@ -70,7 +59,7 @@ class Warehouse(dg.ConfigurableResource):
 
     def write_json(self, asset: str, partition: str, payload: dict) -> Path:
         text = json.dumps(payload, indent=2, default=str)
-        return _write_atomic(self.path(asset, partition, ".json"), lambda tmp: tmp.write_text(text))
+        return write_atomic(self.path(asset, partition, ".json"), lambda tmp: tmp.write_text(text))
 
     def read_json(self, asset: str, partition: str) -> dict:
         path = self.path(asset, partition, ".json")
@@ -307,9 +296,8 @@ class ModelRegistry(dg.ConfigurableResource):
             try:
                 model, _ = load_eta_model(f"models:/{REGISTERED_MODEL}/{version}")
             except (MlflowException, OSError) as err:
-                problem = (str(err).strip().splitlines() or [type(err).__name__])[0]
                 raise RuntimeError(
-                    f"{REGISTERED_MODEL} v{version} cannot be loaded ({problem}): its artifacts may be gone; "
+                    f"{REGISTERED_MODEL} v{version} cannot be loaded ({first_line(err)}): its artifacts may be gone; "
                     "move the champion back with `eta rollback`, or retrain (the gate then judges the "
                     "challenger on calibration alone)"
                 ) from err

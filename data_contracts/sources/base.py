@@ -16,6 +16,7 @@ from typing import Protocol
 import polars as pl
 
 from data_contracts.limits import ContractLimits
+from data_contracts.safe_io import first_line
 from data_contracts.schema import RAW_COLUMN
 from data_contracts.text_values import CANONICAL_INSTANT_FORMAT, CANONICAL_LOCAL_FORMAT, as_text
 from data_contracts.validate import ValidationResult, validate_trips
@@ -43,7 +44,7 @@ def read_raw_csv(path: Path, **kwargs: object) -> pl.DataFrame:
         frame = pl.read_csv(path, infer_schema=False, **kwargs)  # type: ignore[arg-type]
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as err:
         separator = str(kwargs.get("separator", ","))
-        problem = _malformed_line(path, separator) or _first_line(err)
+        problem = _malformed_line(path, separator) or first_line(err, 200)
         raise ValueError(f"{path.name} is not a readable CSV file: {problem}") from err
     return _with_raw_and_lineage(frame, path)
 
@@ -67,11 +68,6 @@ def _malformed_line(path: Path, separator: str) -> str | None:
     return None
 
 
-def _first_line(err: Exception) -> str:
-    """polars' own message without its advice ("set truncate_ragged_lines=True"), which is not the user's."""
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-
-
 def read_raw_table(path: Path) -> pl.DataFrame:
     """`read_raw_csv` for a CSV; for a Parquet file the same, with every column in its string form.
 
@@ -83,7 +79,7 @@ def read_raw_table(path: Path) -> pl.DataFrame:
     try:
         frame = pl.read_parquet(path)
     except pl.exceptions.ComputeError as err:
-        raise ValueError(f"{path.name} is not a readable Parquet file: {_first_line(err)}") from err
+        raise ValueError(f"{path.name} is not a readable Parquet file: {first_line(err, 200)}") from err
     # Parquet carries typed columns; strings keep one parsing path and an honest `raw` record.
     return _with_raw_and_lineage(frame.select(as_text(n, d) for n, d in frame.schema.items()), path)
 

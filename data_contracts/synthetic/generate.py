@@ -12,7 +12,6 @@ Same arguments -> byte-identical files: every random stream is keyed by (seed, s
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from data_contracts.safe_io import write_atomic
 from data_contracts.synthetic import couriers as fleet
 from data_contracts.synthetic import geography as geo
 from data_contracts.synthetic.dirty import DIRTY_STREAM, inject_defects
@@ -197,16 +197,6 @@ def _raw_partition(run: _Run, day: int, n_trips: int, dirty_fraction: float) -> 
     return inject_defects(raw, dirty_fraction, dirty_rng).select(RAW_COLUMNS)
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def generate_city(
     out_dir: Path,
     days: int,
@@ -242,7 +232,7 @@ def generate_city(
     for day in range(days):
         raw = _raw_partition(run, day, int(volume[day]), dirty_fraction)
         path = out_dir / f"date={(start + timedelta(days=day)).isoformat()}" / PARTITION_FILE
-        _write_atomic(
+        write_atomic(
             path, lambda tmp, frame=raw: frame.write_parquet(tmp, compression="zstd", statistics=True)
         )
         partitions.append(path)
@@ -259,7 +249,7 @@ def generate_city(
         "scenario": scenario,
     }
     manifest = json.dumps({"parameters": params, "ground_truth": truth}, indent=2, sort_keys=True)
-    _write_atomic(out_dir / GROUND_TRUTH_FILE, lambda tmp: tmp.write_text(manifest + "\n"))
+    write_atomic(out_dir / GROUND_TRUTH_FILE, lambda tmp: tmp.write_text(manifest + "\n"))
     return GenerationSummary(
         out_dir=out_dir,
         scenario=scenario,
