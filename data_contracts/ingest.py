@@ -10,14 +10,20 @@ from data_contracts.limits import ContractLimits
 from data_contracts.schema import TripSchema
 from data_contracts.sources import get_adapter
 from data_contracts.sources.base import ingest
-from data_contracts.validate import ValidationResult, validate_trips
+from data_contracts.validate import (
+    ANONYMISED_MONTHS,
+    CALENDAR_METADATA_KEY,
+    DATED,
+    ValidationResult,
+    validate_trips,
+)
 
 
 def write_result(result: ValidationResult, out: Path) -> tuple[Path, Path]:
     """Write valid.parquet and quarantine.parquet into `out` (created if needed)."""
     out.mkdir(parents=True, exist_ok=True)
     valid_path, quarantine_path = out / "valid.parquet", out / "quarantine.parquet"
-    result.valid.write_parquet(valid_path)
+    result.valid.write_parquet(valid_path, metadata={CALENDAR_METADATA_KEY: result.calendar})
     result.quarantine.write_parquet(quarantine_path)
     return valid_path, quarantine_path
 
@@ -63,7 +69,10 @@ def load_trips(
     else:
         raise FileNotFoundError(f"input not found: {path}")
     frame = pl.concat([_read_validated(f) for f in files], how="diagonal_relaxed")
-    return validate_trips(frame, limits)  # re-check: a hand-edited file must not slip past the contract
+    result = validate_trips(frame, limits)  # re-check: a hand-edited file must not slip past the contract
+    calendars = {pl.read_parquet_metadata(f).get(CALENDAR_METADATA_KEY, DATED) for f in files}
+    result.calendar = ANONYMISED_MONTHS if ANONYMISED_MONTHS in calendars else DATED
+    return result
 
 
 def _read_validated(path: Path) -> pl.DataFrame:

@@ -96,6 +96,10 @@ def reason_for_rule(rule: str) -> str:
     return "invalid_value"
 
 
+DATED, ANONYMISED_MONTHS = "date", "day_of_month"  # what a source's dates mean
+CALENDAR_METADATA_KEY = "lastmile_eta.calendar"  # where a validated Parquet file records it
+
+
 @dataclass
 class ValidationResult:
     """Valid trips (contract columns + lineage), the quarantine, and the counts that tie them together."""
@@ -104,6 +108,7 @@ class ValidationResult:
     quarantine: pl.DataFrame
     rows_in: int
     reasons: dict[str, int] = field(default_factory=dict)
+    calendar: str = DATED  # or ANONYMISED_MONTHS: what the source's dates mean (see SourceAdapter)
 
     @property
     def rows_valid(self) -> int:

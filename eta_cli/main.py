@@ -163,8 +163,12 @@ def train(
         str | None, typer.Option(help="Comma-separated levels, default 0.05,...,0.95.")
     ] = None,
     split_by: Annotated[
-        str, typer.Option(help="date, or day_of_month for sources with anonymised months.")
-    ] = "date",
+        str | None,
+        typer.Option(
+            help="date or day_of_month; default: what the source records (day_of_month where its months "
+            "are anonymised, as Sendy's)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the boosters.")] = 7,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
 ) -> None:
@@ -179,7 +183,7 @@ def train(
         from data_contracts.ingest import load_trips
         from models.quantile import DEFAULT_QUANTILES, BoostingParams
         from models.registry import log_and_register
-        from models.train import TrainConfig, train_eta_model
+        from models.train import TrainConfig, split_for, train_eta_model
 
         try:
             loaded = load_trips(data, source=source, mapping=mapping)
@@ -193,10 +197,14 @@ def train(
             f"[yellow]quarantined {loaded.rows_quarantined} of {loaded.rows_in} rows ({quarantined}); "
             "they are logged with the run as data/quarantine.parquet[/yellow]"
         )
+    try:
+        split = split_for(loaded.calendar, split_by)
+    except ValueError as exc:
+        _fail(str(exc))
     config = TrainConfig(
         model_kind=model,
         quantiles=levels or DEFAULT_QUANTILES,
-        split_by=split_by,
+        split_by=split,
         params=BoostingParams(seed=seed),
         seed=seed,
     )
@@ -272,6 +280,9 @@ def predict(
         read = read_legs(input)
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
+    if read.renamed:
+        kept = ", ".join(f"{old} -> {new}" for old, new in read.renamed.items())
+        typer.secho(f"columns scoring writes itself are kept under new names: {kept}", err=True)
     rejected_file = rejected_path(out)
     if read.rejected.height:
         _write_or_fail(write_table, read.rejected, rejected_file)

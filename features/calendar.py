@@ -39,14 +39,18 @@ def local_datetime(zones: Sequence[str]) -> pl.Expr:
     return pl.coalesce(branches)
 
 
-def holiday_flag(zones: Sequence[str], holidays: Mapping[str, Sequence[date]]) -> pl.Expr:
-    """True when `local_date` is a listed holiday of the row's zone (False for zones without a list)."""
+def holiday_flag(
+    zones: Sequence[str], holidays: Mapping[str, Sequence[date]], local_date: pl.Expr | None = None
+) -> pl.Expr:
+    """True when `local_date` (default: the column) is a listed holiday of the row's zone (False for zones
+    without a list)."""
     listed = [zone for zone in zones if holidays.get(zone)]
     if not listed:
         return pl.lit(False)
+    local_date = pl.col("local_date") if local_date is None else local_date
     checks = [
         pl.when(pl.col("tz") == zone).then(
-            pl.col("local_date").is_in(pl.Series(holidays[zone], dtype=pl.Date).implode())
+            local_date.is_in(pl.Series(holidays[zone], dtype=pl.Date).implode())
         )
         for zone in listed
     ]
@@ -65,19 +69,26 @@ LOCAL_DATETIME = "_local"  # intermediate column: the local wall clock, converte
 
 def local_time_stages(zones: Sequence[str], spec: FeatureSpec) -> list[list[pl.Expr]]:
     """The expressions of the local-clock columns (LOCAL_TIME_COLUMNS), in three dependent stages; they
-    leave the intermediate LOCAL_DATETIME column behind."""
+    leave the intermediate LOCAL_DATETIME column behind.
+
+    `weekday` is the day type the model reads: a public holiday reads as `spec.holiday_weekday` (Sunday by
+    default), because holidays are too rare for the trees to learn from `is_holiday` alone."""
     local = pl.col(LOCAL_DATETIME)
+    is_holiday = holiday_flag(zones, spec.holidays, local.dt.date())
+    weekday = local.dt.weekday().cast(pl.Int8)
+    if spec.holiday_weekday is not None:
+        weekday = pl.when(is_holiday).then(pl.lit(spec.holiday_weekday, pl.Int8)).otherwise(weekday)
     return [
         [local_datetime(zones).alias(LOCAL_DATETIME)],
         [
             local.dt.date().alias("local_date"),
             local.dt.hour().cast(pl.Int8).alias("local_hour"),
             (local.dt.hour().cast(pl.Int16) * 60 + local.dt.minute().cast(pl.Int16)).alias("minute_of_day"),
-            local.dt.weekday().cast(pl.Int8).alias("weekday"),
+            weekday.alias("weekday"),
+            is_holiday.cast(pl.Int8).alias("is_holiday"),
         ],
         [
             pl.col("weekday").is_in(list(spec.weekend_days)).cast(pl.Int8).alias("is_weekend"),
-            holiday_flag(zones, spec.holidays).cast(pl.Int8).alias("is_holiday"),
             pl.col("local_hour")
             .replace_strict(list(range(24)), spec.band_of_hour(), return_dtype=pl.Int8)
             .alias("hour_band"),

@@ -120,8 +120,9 @@ def aggregate_feature_stages(spec: FeatureSpec) -> list[list[pl.Expr]]:
     """Model inputs from the per-level statistics columns (`{level}_trips`, `{level}_log_speed_sum`)
     and `haversine_km`: the shrinkage stages, then the features read from them."""
     chain = chains(spec)
-    has_courier = pl.col(COURIER).is_not_null()
     courier, global_level = chain["courier"]
+    # a courier without history in the window reads as no courier: both are the "unknown courier" case
+    has_courier = pl.col(COURIER).is_not_null() & (pl.col(courier.trips) > 0)
     od_log_speed = pl.col(shrunk_column(chain["od"][0]))
     return [
         *shrinkage_stages(spec),

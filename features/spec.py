@@ -74,6 +74,9 @@ class FeatureSpec(BaseModel):
     holidays: dict[str, tuple[date, ...]] = Field(
         default_factory=default_holidays, description="IANA zone -> local dates that are public holidays."
     )
+    holiday_weekday: int | None = Field(
+        7, ge=1, le=7, description="ISO weekday a public holiday is read as (None: its calendar weekday)."
+    )
 
     @field_validator("cell_resolutions")
     @classmethod
@@ -192,6 +195,7 @@ class FeatureSpec(BaseModel):
         """Load a spec; raises ValueError when its stored features differ from what this code builds."""
         body = json.loads(text)
         stored = body.pop("features", None)
+        body.setdefault("holiday_weekday", None)  # a spec saved before the setting read holidays as they fell
         spec = cls.model_validate(body)
         expected = spec._stored_features()
         if stored is not None and stored != expected:

@@ -19,11 +19,11 @@ from features.aggregates import FrozenAggregates
 from features.build import build_features
 from features.plans import cached_stages
 from features.spec import FeatureSpec
-from models.conformal import ConformalCalibration
+from models.conformal import CalibrationConfig, ConformalCalibration, profile_key
 from models.metrics import level_pair
 from models.quantile import load_regressor
 
-# Conformal segments: distance band x hour band (Mondrian CQR)
+# Distance bands of the conformal layers and the segment evaluation
 DISTANCE_BANDS_KM: tuple[float, ...] = (1.5, 3.0, 6.0)
 DISTANCE_BAND_LABELS = ("lt1.5km", "1.5-3km", "3-6km", "ge6km")
 
@@ -34,8 +34,7 @@ def distance_band(km: pl.Series | np.ndarray) -> np.ndarray:
 
 
 # Per-leg helpers below read columns with numpy and use polars only when a column has nulls: polars
-# Series methods run as one-expression queries (~0.1 ms each), which on a live 1-leg call cost more than
-# the work (segments and areas of 1 leg: 0.79 -> 0.12 ms).
+# Series methods run as one-expression queries (~0.1 ms each), which cost more than the work on a live call.
 _INT8_LABELS = np.array([str(i) for i in range(-128, 128)], dtype=object)
 
 
@@ -43,33 +42,50 @@ def _filled(column: pl.Series, value: object) -> np.ndarray:
     return (column.fill_null(value) if column.null_count() else column).to_numpy()
 
 
-def conformal_segments(features: pl.DataFrame) -> np.ndarray:
-    """Segment key per leg for the Mondrian offsets: '<distance band>|<hour band>' ('?' for no band)."""
-    bands = distance_band(_filled(features.get_column("haversine_km"), 0.0))
+def _present(column: pl.Series) -> np.ndarray:
+    return column.is_not_null().to_numpy() if column.null_count() else np.ones(len(column), dtype=bool)
+
+
+def _hour_labels(features: pl.DataFrame) -> np.ndarray:
     hours = features.get_column("hour_band")
     if hours.dtype == pl.Int8 and not hours.null_count():
-        labels = _INT8_LABELS[hours.to_numpy().astype(np.int16) + 128]
-    else:
-        labels = hours.cast(pl.String).fill_null("?").to_numpy().astype(object)
-    return bands + "|" + labels
+        return _INT8_LABELS[hours.to_numpy().astype(np.int16) + 128]
+    return hours.cast(pl.String).fill_null("?").to_numpy().astype(object)
 
 
-def conformal_areas(features: pl.DataFrame, spec: FeatureSpec) -> dict[str, list[np.ndarray]]:
-    """Area keys per leg for the conformal area layers: origin, then destination, each as its coarsest H3
-    cell feature (res 7 by default) and then its region (res 6), as int64 H3 ids (0 where unknown)."""
-    levels = sorted({min(spec.cell_resolutions), spec.region_resolution}, reverse=True)
+def caller_inputs(features: pl.DataFrame) -> dict[str, np.ndarray]:
+    """Per optional input of a caller profile, whether each leg has it (a courier counts with history)."""
     return {
-        end: [
-            _filled(
-                features.get_column(
-                    f"{end}_cell_r{res}" if res in spec.cell_resolutions else f"{end}_region_r{res}"
-                ),
-                0,
-            ).astype(np.int64, copy=False)
-            for res in levels
-        ]
-        for end in ("origin", "dest")
+        "courier": _present(features.get_column("courier_trips")),
+        "road_distance": _present(features.get_column("road_distance_km")),
+        "weather": _present(features.get_column("temperature_c"))
+        | _present(features.get_column("precipitation_mm")),
     }
+
+
+def calibration_keys(
+    features: pl.DataFrame, spec: FeatureSpec, calibration: CalibrationConfig
+) -> dict[str, np.ndarray]:
+    """Each leg's group in the caller-profile layer and in every Mondrian layer `calibration` fits."""
+    keys: dict[str, np.ndarray] = {
+        "profile": profile_key(caller_inputs(features), calibration.profile_inputs)
+    }
+    wanted = set(calibration.layers)
+    if wanted & {"distance", "segment"}:
+        keys["distance"] = distance_band(_filled(features.get_column("haversine_km"), 0.0))
+    if wanted & {"hour", "segment"}:
+        keys["hour"] = _hour_labels(features)
+    if "segment" in wanted:
+        keys["segment"] = keys["distance"] + "|" + keys["hour"]
+    for end in ("origin", "dest"):
+        areas = {
+            f"{end}_region": f"{end}_region_r{spec.region_resolution}",
+            f"{end}_cell": f"{end}_cell_r{min(spec.cell_resolutions)}",
+        }
+        for name, column in areas.items():
+            if name in wanted:
+                keys[name] = _filled(features.get_column(column), 0).astype(np.int64).astype(str)
+    return keys
 
 
 def feature_matrix(features: pl.DataFrame, spec: FeatureSpec) -> np.ndarray:
@@ -98,9 +114,8 @@ class EtaModel:
     def predict_from_features(self, features: pl.DataFrame) -> np.ndarray:
         """Calibrated quantiles in seconds, (n, k), monotone per row."""
         raw = self.regressor.predict(feature_matrix(features, self.spec))
-        areas = conformal_areas(features, self.spec) if self.calibration.area_layers else None
-        calibrated = self.calibration.apply(raw, conformal_segments(features), areas)
-        return np.exp(calibrated)
+        keys = calibration_keys(features, self.spec, self.calibration.config)
+        return self.calibration.apply(raw, keys)
 
     def predict_quantiles(self, legs: pl.DataFrame) -> np.ndarray:
         return self.predict_from_features(self.features(legs))

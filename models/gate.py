@@ -19,8 +19,10 @@ class GateConfig:
 class GateDecision:
     promote: bool
     reasons: list[str] = field(default_factory=list)
-    challenger: Mapping[str, float] = field(default_factory=dict)
-    champion: Mapping[str, float] | None = None
+    challenger: Mapping[str, float] = field(default_factory=dict)  # on its whole test window
+    champion: Mapping[str, float] | None = None  # on the comparison window
+    challenger_on_window: Mapping[str, float] | None = None  # the challenger on the comparison window
+    window: str | None = None  # the days both were compared on
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -31,9 +33,15 @@ def _coverage_key(level: float) -> str:
 
 
 def promotion_decision(
-    challenger: Mapping[str, float], champion: Mapping[str, float] | None, config: GateConfig = GateConfig()
+    challenger: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+    config: GateConfig = GateConfig(),
+    challenger_on_window: Mapping[str, float] | None = None,
+    window: str | None = None,
 ) -> GateDecision:
-    """Decide on metrics of both models measured on the same labelled window (keys as in `summary_metrics`)."""
+    """Calibration is judged on the challenger's whole test window (`challenger`); the comparison with the
+    champion on `window`, labelled legs neither has seen: `champion` and `challenger_on_window` (the
+    challenger's own metrics there, default `challenger`). Keys as in `summary_metrics`."""
     reasons: list[str] = []
     calibrated = True
     for level in config.levels:
@@ -51,10 +59,18 @@ def promotion_decision(
         if calibrated:
             reasons.append("no champion yet and the challenger is calibrated")
         return GateDecision(promote=calibrated, reasons=reasons, challenger=dict(challenger), champion=None)
+    compared = challenger if challenger_on_window is None else challenger_on_window
     limit = champion["pinball_mean"] * (1.0 + config.pinball_tolerance)
-    better = challenger["pinball_mean"] <= limit
-    comparison = f"mean pinball {challenger['pinball_mean']:.4f} vs champion {champion['pinball_mean']:.4f}"
+    better = compared["pinball_mean"] <= limit
+    comparison = f"mean pinball {compared['pinball_mean']:.4f} vs champion {champion['pinball_mean']:.4f}"
+    if window:
+        comparison += f" on {window}"
     reasons.append(("not worse: " if better else "worse: ") + comparison)
     return GateDecision(
-        promote=calibrated and better, reasons=reasons, challenger=dict(challenger), champion=dict(champion)
+        promote=calibrated and better,
+        reasons=reasons,
+        challenger=dict(challenger),
+        champion=dict(champion),
+        challenger_on_window=None if challenger_on_window is None else dict(challenger_on_window),
+        window=window,
     )

@@ -59,16 +59,47 @@ def _save_plots(result: TrainingResult, folder: Path) -> list[Path]:
     ]
 
 
-def champion_metrics_on(result: TrainingResult) -> dict[str, float] | None:
-    """The current champion scored on the challenger's test window (same legs, same labels)."""
+MIN_COMPARISON_LEGS = 100  # fewer unseen legs than this: the challenger is judged on calibration alone
+
+
+@dataclass
+class Comparison:
+    """The champion and the challenger on the challenger's test days whose labels the champion never used
+    (a champion refit on the newest days has calibrated on most of them)."""
+
+    window: str
+    champion: dict[str, float] | None = None  # None: no such day (see `note`)
+    challenger: dict[str, float] | None = None
+    note: str | None = None
+
+
+def champion_comparison(result: TrainingResult) -> Comparison | None:
+    """The current champion and the challenger's evaluated model, scored on the same unseen test legs."""
     version = alias_version(CHAMPION)
     if version is None:
         return None
     from models.pyfunc import load_eta_model
+    from models.train import split_key
 
     champion, _ = load_eta_model(f"models:/{REGISTERED_MODEL}@{CHAMPION}")
-    q = champion.predict_quantiles(result.test_legs)
-    return summary_metrics(result.test_legs["duration_s"].to_numpy(), q, champion.quantiles)
+    legs, last = result.test_legs, champion.meta.get("last_labelled_day")
+    if last is not None and champion.meta.get("windows", {}).get("split_by") == result.windows.key:
+        days = legs.select(split_key(legs, result.windows.key)).to_series()
+        later = days.cast(pl.String) > str(last) if result.windows.key == "date" else days > int(last)
+        legs = legs.filter(later)
+    window = f"test legs after day {last}" if last is not None else "the test window"
+    if legs.height < MIN_COMPARISON_LEGS:
+        return Comparison(
+            window,
+            note=f"champion v{version} has used the labels of the test days up to {last} "
+            f"({legs.height} legs after them); judged on calibration alone",
+        )
+    y = legs["duration_s"].to_numpy()
+    return Comparison(
+        window,
+        champion=summary_metrics(y, champion.predict_quantiles(legs), champion.quantiles),
+        challenger=summary_metrics(y, result.evaluated.predict_quantiles(legs), result.evaluated.quantiles),
+    )
 
 
 def log_and_register(
@@ -77,7 +108,7 @@ def log_and_register(
     gate: GateConfig = GateConfig(),
     run_name: str | None = None,
     extra_params: dict | None = None,
-    champion_metrics: dict[str, float] | None = None,
+    comparison: Comparison | None = None,
     promote: bool = True,
     quarantine: pl.DataFrame | None = None,
 ) -> RegisteredRun:
@@ -98,22 +129,24 @@ def log_and_register(
         "model_kind": config.model_kind,
         "quantiles": ",".join(str(q) for q in config.quantiles),
         "split": ",".join(str(s) for s in config.split),
-        "min_segment_size": config.min_segment_size,
-        "min_area_size": config.min_area_size,
+        "input_dropout": config.input_dropout,
+        "refit": config.refit,
+        **{f"calibration_{k}": v for k, v in asdict(config.calibration).items()},
         "seed": config.seed,
         "feature_spec_version": config.spec.version,
         "data_hash": result.data_hash,
         **{f"boosting_{k}": v for k, v in asdict(config.params).items()},
         **{f"window_{k}": v for k, v in result.windows.as_dict().items()},
+        **{f"refit_{k}": v for k, v in result.refit.items()},
         **{f"rows_{k}": v for k, v in result.rows.items()},
         **(extra_params or {}),
     }
     # the champion is scored before anything is registered: a failure here leaves no orphan version
     champion_version = alias_version(CHAMPION)
     unloadable = None
-    if champion_version is not None and champion_metrics is None:
+    if champion_version is not None and comparison is None:
         try:
-            champion_metrics = champion_metrics_on(result)
+            comparison = champion_comparison(result)
         except (MlflowException, OSError) as err:  # its files gone, say: it can neither serve nor compare
             unloadable = f"champion v{champion_version} cannot be loaded ({first_line(err)}); judged on calibration alone"
     with mlflow.start_run(run_name=run_name) as run, tempfile.TemporaryDirectory() as tmp:
@@ -128,6 +161,9 @@ def log_and_register(
         for png in _save_plots(result, tmp_path):
             mlflow.log_artifact(str(png), "plots")
         mlflow.log_text(config.spec.to_json(), "feature_spec.json")
+        if result.warnings:  # e.g. a calibration snapshot much thinner than the one served
+            mlflow.log_text("\n".join(result.warnings) + "\n", "warnings.txt")
+        mlflow.set_tag("warnings", str(len(result.warnings)))
         if quarantine is not None:
             mlflow.log_param("rows_quarantined", quarantine.height)
             if quarantine.height:
@@ -145,10 +181,17 @@ def log_and_register(
         )
         version = int(info.registered_model_version)
         set_alias(CHALLENGER, version)
-        compared = champion_metrics if champion_version is not None and unloadable is None else None
-        decision = promotion_decision(result.metrics, compared, gate)
-        if unloadable:
-            decision.reasons.insert(0, unloadable)
+        usable = comparison if champion_version is not None and unloadable is None else None
+        decision = promotion_decision(
+            result.metrics,
+            usable.champion if usable else None,
+            gate,
+            challenger_on_window=usable.challenger if usable else None,
+            window=usable.window if usable and usable.champion else None,
+        )
+        for note in (unloadable, usable.note if usable else None):
+            if note:
+                decision.reasons.insert(0, note)
         mlflow.log_dict(decision.as_dict(), "gate_decision.json")
         mlflow.set_tags({"gate_promote": str(decision.promote).lower(), "registered_version": str(version)})
     if promote:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,9 @@ TEXT_COLUMNS = ("trip_id", "courier_id", "vehicle_type")
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 SEGMENT_LEVEL = 0.8  # the interval whose coverage `eta evaluate` reports per segment
 ROW_NUMBER = "row_number"  # 1-based data row of the input file (the header is not counted)
+# columns `eta predict` writes itself; an input column of one of these names is kept as input_<name>
+WRITTEN_COLUMNS = ("row_number", "reason", "column", "haversine_km", "local_hour", "origin_region")
+WRITTEN_PATTERN = re.compile(r"^(q|lower_|upper_)\d+$")
 COORD_LIMITS = {"origin_lat": 90.0, "origin_lng": 180.0, "dest_lat": 90.0, "dest_lng": 180.0}
 
 
@@ -34,6 +38,7 @@ class LegsRead:
 
     legs: pl.DataFrame
     rejected: pl.DataFrame
+    renamed: dict[str, str]  # input columns that scoring writes itself, and the names they are kept under
 
     @property
     def rows_in(self) -> int:
@@ -96,8 +101,8 @@ def read_legs(path: Path) -> LegsRead:
     missing = [c for c in REQUIRED_LEG_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path.name} lacks required column(s) {missing}; it has {frame.columns}")
-    if ROW_NUMBER in frame.columns:
-        raise ValueError(f"{path.name} has a column named {ROW_NUMBER!r}, which scoring adds; rename it")
+    renamed = kept_names(frame.columns)
+    frame = frame.rename(renamed)
     schema = frame.schema
     typed: dict[str, pl.Expr] = {}
     checks: list[tuple[str, str, pl.Expr]] = []  # (reason, column, row fails), first match wins
@@ -133,7 +138,21 @@ def read_legs(path: Path) -> LegsRead:
         .with_columns(pl.col("_failed").str.split_exact("|", 1).struct.rename_fields(["reason", "column"]))
         .unnest("_failed")
     )
-    return LegsRead(legs=legs, rejected=rejected)
+    return LegsRead(legs=legs, rejected=rejected, renamed=renamed)
+
+
+def kept_names(columns: list[str]) -> dict[str, str]:
+    """Input columns that scoring writes itself (the lineage `row_number` of `eta ingest`'s output, the
+    quantiles of a file scored before) -> input_<name>, so that nothing is overwritten or lost."""
+    taken, renamed = set(columns), {}
+    for name in columns:
+        if name in WRITTEN_COLUMNS or WRITTEN_PATTERN.match(name):
+            new = f"input_{name}"
+            while new in taken:
+                new = f"input_{new}"
+            renamed[name] = new
+            taken.add(new)
+    return renamed
 
 
 def read_scored(path: Path) -> tuple[pl.DataFrame, dict[str, int]]:

@@ -1,32 +1,44 @@
-"""Train, calibrate and evaluate an ETA model on completed trips, split in time.
+"""Train, calibrate and evaluate an ETA model on completed trips, split in time; then refit it for production.
 
-Windows (by UTC start day, in order): train (the last 15% of its days stop the boosting early) ->
-calibration (conformal offsets) -> test (every reported metric, baselines included).
+Windows (by local start day, in order): train (its last days stop the boosting early) -> calibration
+(conformal offsets) -> test (every reported metric, baselines included). The model measured there is the
+*evaluated* model. The *shipped* model is then refit the same way on every day but the latest
+calibration-window's worth, and calibrated on those latest days, so the registered model has seen the
+newest trips; its aggregates are frozen after the last day. The reported numbers describe the evaluated
+model, which is built exactly as the shipped one is, one window earlier.
 
 Point in time: training rows see aggregates as of their own start day (training trips only); calibration
-rows see aggregates frozen from the training window, test rows from training + calibration, as a model
-deployed at that moment would. The shipped model carries the test window's aggregates: the model
-registered is exactly the model measured.
+rows see a snapshot frozen after the fit days, test rows one frozen after the calibration days, as a model
+deployed at that moment would see them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from itertools import combinations
 
 import numpy as np
 import polars as pl
 
-from features.aggregates import AggregateTable
+from features.aggregates import AggregateTable, FrozenAggregates
 from features.build import build_features
 from features.spec import FeatureSpec
 from models import baselines
-from models.bundle import EtaModel, conformal_areas, conformal_segments, distance_band, feature_matrix
-from models.conformal import fit_conformal
+from models.bundle import EtaModel, calibration_keys, caller_inputs, distance_band, feature_matrix
+from models.conformal import CalibrationConfig, fit_conformal
 from models.metrics import DEFAULT_LEVELS, MIN_SEGMENT_TRIPS, segment_coverage, summary_metrics
-from models.quantile import DEFAULT_QUANTILES, BoostingParams, make_regressor
+from models.quantile import DEFAULT_QUANTILES, BoostingParams, QuantileRegressor, make_regressor, qtag
+
+SPLITS = ("date", "day_of_month")
+# the optional inputs a caller may leave out, and the contract columns each one is
+OPTIONAL_INPUTS: dict[str, tuple[str, ...]] = {
+    "courier": ("courier_id",),
+    "road_distance": ("road_distance_km",),
+    "weather": ("temperature_c", "precipitation_mm"),
+}
 
 
 @dataclass
@@ -34,26 +46,34 @@ class TrainConfig:
     model_kind: str = "lightgbm"
     quantiles: tuple[float, ...] = DEFAULT_QUANTILES
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)  # shares of days: train, calibration, test
-    split_by: str = "date"  # or "day_of_month" for sources with anonymised months
+    split_by: str = "date"  # or "day_of_month" for sources with anonymised months (see `split_for`)
     early_stopping_share: float = 0.15  # of the training days
-    # share of training/calibration legs whose road distance is hidden, so that the model (and its
-    # conformal offsets) also serve callers that do not know the road distance, e.g. the routing layer
-    road_distance_dropout: float = 0.25
-    min_segment_size: int = 300  # calibration legs a conformal segment needs for its own offsets
-    # conformal area layers (origin, then destination area): an area's own extra offsets once it has this
-    # many calibration legs; 0 switches the layers off (see models.conformal). The trade-off: a busy res-7
-    # area (~130 legs a day in the simulated city) qualifies within a drift retraining's 3-day calibration
-    # window, but with n legs the 80% interval's two ends each carry a coverage error of about
-    # sqrt(0.09 / n) (2.4 points at 150, 1.5 at 400), so small areas add noise to their own coverage.
-    min_area_size: int = 150
-    # and, when > 0, evidence that it differs: at some trained level the share of its calibration legs above
-    # the quantile is this many standard errors off nominal (coarse areas first). Off by default: it calms
-    # regions of a stable city but slowed the recovery of a slowed district (models.conformal notes)
-    area_evidence_z: float = 0.0
+    # share of training legs with each optional input hidden (independently), so that the trees also serve
+    # callers that do not send it; the conformal profiles then give those callers their own offsets
+    input_dropout: float = 0.1
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    refit: bool = True  # ship a model refit on the newest days (False: ship the evaluated model)
+    # warn when the snapshot behind the calibration features holds fewer trips than this share of the
+    # snapshot the test legs (or, after the refit, requests) see
+    thin_snapshot_share: float = 0.5
     params: BoostingParams = field(default_factory=BoostingParams)
     spec: FeatureSpec = field(default_factory=FeatureSpec)
     levels: tuple[float, ...] = DEFAULT_LEVELS
     seed: int = 7
+
+
+def split_for(calendar: str | None, requested: str | None) -> str:
+    """The split of trips whose source records `calendar` ('date' or 'day_of_month'): the requested one,
+    or the source's own; a calendar split of a source whose months are stand-ins is refused."""
+    if requested is not None and requested not in SPLITS:
+        raise ValueError(f"unknown split {requested!r}; choose {' or '.join(SPLITS)}")
+    if requested == "date" and calendar == "day_of_month":
+        raise ValueError(
+            "these trips come from a source whose month and year are anonymised (only the day of the month "
+            "is real), so splitting them by calendar date would mix days from stand-in months; "
+            "use --split-by day_of_month (the default for this source)"
+        )
+    return requested or calendar or "date"
 
 
 @dataclass
@@ -74,18 +94,27 @@ class Windows:
             },
         }
 
+    def refit(self) -> tuple[list[object], list[object]]:
+        """The shipped model's fit and calibration days: every day but the latest len(calibration), then those."""
+        days = [*self.train, *self.calibration, *self.test]
+        n = len(self.calibration)
+        return days[:-n], days[-n:]
+
 
 @dataclass
 class TrainingResult:
-    model: EtaModel
+    model: EtaModel  # the model shipped (refit on the newest days, unless `TrainConfig.refit` is off)
+    evaluated: EtaModel  # the model every metric describes
     windows: Windows
     metrics: dict[str, float]
     baseline_metrics: dict[str, dict[str, float]]
     segments: dict[str, pl.DataFrame]
-    test_frame: pl.DataFrame  # test legs' features with label and calibrated quantiles
+    test_frame: pl.DataFrame  # test legs' features with label and the evaluated model's quantiles
     test_legs: pl.DataFrame  # the raw test legs (contract columns), for scoring other models on them
     data_hash: str
     rows: dict[str, int]
+    warnings: list[str] = field(default_factory=list)
+    refit: dict[str, str] = field(default_factory=dict)  # what the shipped model was fitted and calibrated on
 
     def beats_baselines(self) -> dict[str, bool]:
         """Per baseline: better median MAE and mean pinball loss on the test window."""
@@ -126,14 +155,16 @@ def time_windows(trips: pl.DataFrame, split: tuple[float, float, float], split_b
     return Windows(split_by, days[:n_train], days[n_train : n_train + n_cal], days[n_train + n_cal :])
 
 
-def _in(trips: pl.DataFrame, key: pl.Expr, days: list[object]) -> pl.DataFrame:
-    return trips.filter(key.is_in(days)).sort("start_ts")
-
-
-def frozen_after(history: pl.DataFrame, spec: FeatureSpec):
+def frozen_after(history: pl.DataFrame, spec: FeatureSpec) -> FrozenAggregates:
     """Aggregates from `history` only, frozen after its last arrival: what a model deployed next would see."""
     last_end = history.select((pl.col("start_ts") + pl.duration(seconds=pl.col("duration_s"))).max()).item()
     return AggregateTable.from_trips(history, spec).freeze(last_end.date() + timedelta(days=1))
+
+
+def snapshot_trips(aggregates: FrozenAggregates) -> int:
+    """How many trips a frozen snapshot holds (its global level)."""
+    table = aggregates.tables["global"]
+    return int(table["trips"].sum()) if table.height else 0
 
 
 def evaluate_segments(
@@ -168,13 +199,31 @@ def evaluate_segments(
     }
 
 
-def hide_road_distance(trips: pl.DataFrame, share: float, seed: int) -> pl.DataFrame:
-    """Null the road distance of a deterministic `share` of legs (chosen by a hash of the trip id)."""
-    if share <= 0 or "road_distance_km" not in trips.columns:
-        return trips
-    hidden = (pl.col("trip_id").hash(seed) % 10_000) < int(share * 10_000)
-    return trips.with_columns(
-        pl.when(hidden).then(None).otherwise(pl.col("road_distance_km")).alias("road_distance_km")
+def hide_inputs(legs: pl.DataFrame, inputs: tuple[str, ...]) -> pl.DataFrame:
+    """The legs with the given optional inputs (OPTIONAL_INPUTS names) set to null."""
+    columns = [c for name in inputs for c in OPTIONAL_INPUTS[name] if c in legs.columns]
+    return legs.with_columns(pl.lit(None, dtype=legs.schema[c]).alias(c) for c in columns)
+
+
+def drop_inputs(legs: pl.DataFrame, share: float, seed: int) -> pl.DataFrame:
+    """Hide each optional input on its own deterministic `share` of legs (chosen by a hash of the trip id)."""
+    if share <= 0:
+        return legs
+    hidden = []
+    for i, columns in enumerate(OPTIONAL_INPUTS.values()):
+        chosen = (pl.col("trip_id").hash(seed + i) % 10_000) < int(share * 10_000)
+        hidden += [
+            pl.when(chosen).then(None).otherwise(pl.col(c)).alias(c) for c in columns if c in legs.columns
+        ]
+    return legs.with_columns(hidden)
+
+
+def inputs_present(legs: pl.DataFrame) -> tuple[str, ...]:
+    """The optional inputs (OPTIONAL_INPUTS names) that some of `legs` carry."""
+    return tuple(
+        name
+        for name, columns in OPTIONAL_INPUTS.items()
+        if any(c in legs.columns and legs[c].null_count() < legs.height for c in columns)
     )
 
 
@@ -185,89 +234,161 @@ class _Stopwatch:
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
-        self.laps[name] = now - self._last
+        self.laps[name] = self.laps.get(name, 0.0) + now - self._last
         self._last = now
 
 
+def _days(trips: pl.DataFrame, key: pl.Expr, days: list[object]) -> pl.DataFrame:
+    return trips.filter(key.is_in(days)).sort("start_ts")
+
+
+def fit_boosters(
+    fit_legs: pl.DataFrame, key: pl.Expr, stop_days: list[object], spec: FeatureSpec, config: TrainConfig
+) -> tuple[QuantileRegressor, pl.DataFrame]:
+    """Quantile boosters on legs with as-of features; the legs of `stop_days` only stop the boosting.
+    Returns them and the legs' features."""
+    legs = drop_inputs(fit_legs, config.input_dropout, config.seed)
+    features = build_features(legs, AggregateTable.from_trips(legs, spec), spec)
+    y = np.log(legs["duration_s"].to_numpy())
+    fit_mask = ~legs.select(key).to_series().is_in(stop_days).to_numpy()
+    if fit_mask.all() or not fit_mask.any():
+        fit_mask = np.arange(len(legs)) < int(len(legs) * 0.85)
+    x = feature_matrix(features, spec)
+    regressor = make_regressor(config.model_kind, config.quantiles, spec.feature_names, config.params)
+    return regressor.fit(x[fit_mask], y[fit_mask], x[~fit_mask], y[~fit_mask]), features
+
+
+def calibrate(
+    regressor: QuantileRegressor,
+    cal_legs: pl.DataFrame,
+    aggregates: FrozenAggregates,
+    spec: FeatureSpec,
+    config: CalibrationConfig,
+):
+    """Conformal offsets on the calibration legs, once per caller profile: every subset of the optional
+    inputs the legs carry is hidden in a copy of them (see models.conformal)."""
+    present = inputs_present(cal_legs)
+    config = replace(config, profile_inputs=tuple(i for i in config.profile_inputs if i in present))
+    hidden_sets = [
+        h for r in range(len(config.profile_inputs) + 1) for h in combinations(config.profile_inputs, r)
+    ]
+    features = pl.concat(
+        [build_features(hide_inputs(cal_legs, hidden), aggregates, spec) for hidden in hidden_sets]
+    )
+    raw = regressor.predict(feature_matrix(features, spec))
+    y = np.tile(cal_legs["duration_s"].to_numpy(), len(hidden_sets))
+    keys = calibration_keys(features, spec, config)
+    return fit_conformal(y, raw, regressor.quantiles, keys, config)
+
+
+@dataclass
+class Fitted:
+    model: EtaModel
+    fit_legs: pl.DataFrame
+    fit_features: pl.DataFrame  # as the boosters saw them (inputs dropped out)
+    cal_legs: pl.DataFrame
+
+
+def fit_model(
+    trips: pl.DataFrame,
+    key: pl.Expr,
+    fit_days: list[object],
+    cal_days: list[object],
+    spec: FeatureSpec,
+    config: TrainConfig,
+    warnings: list[str],
+) -> Fitted:
+    """Boosters on `fit_days`, offsets on `cal_days`; the model carries the snapshot after both."""
+    fit_legs, cal_legs = _days(trips, key, fit_days), _days(trips, key, cal_days)
+    stop_days = fit_days[max(1, int(len(fit_days) * (1 - config.early_stopping_share))) :]
+    regressor, fit_features = fit_boosters(fit_legs, key, stop_days, spec, config)
+    cal_aggregates = frozen_after(fit_legs, spec)
+    calibration = calibrate(regressor, cal_legs, cal_aggregates, spec, config.calibration)
+    served = frozen_after(pl.concat([fit_legs, cal_legs]), spec)
+    behind, ahead = snapshot_trips(cal_aggregates), snapshot_trips(served)
+    if behind < config.thin_snapshot_share * ahead:
+        warnings.append(
+            f"the snapshot behind the calibration days {cal_days[0]}..{cal_days[-1]} holds {behind} trips, "
+            f"{behind / max(ahead, 1):.0%} of the {ahead} the model serves with (a gap in the data before "
+            "them?): their conformal offsets may not fit the legs it serves"
+        )
+    model = EtaModel(spec=spec, aggregates=served, regressor=regressor, calibration=calibration)
+    return Fitted(model, fit_legs, fit_features, cal_legs)
+
+
+PROFILES: dict[str, tuple[str, ...]] = {
+    "no_courier": ("courier",),
+    "no_road_distance": ("road_distance",),
+    "no_weather": ("weather",),
+    "no_courier_no_road_distance": ("courier", "road_distance"),
+}
+PROFILE_METRICS = ("coverage_80", "coverage_90", "width_80_s", "mae_s")
+
+
+def profile_metrics(
+    model: EtaModel, test: pl.DataFrame, test_features: pl.DataFrame, config: TrainConfig
+) -> dict[str, float]:
+    """Test-window metrics for callers that leave optional inputs out, and for legs of unseen couriers."""
+    y = test["duration_s"].to_numpy()
+    present = inputs_present(test)
+    metrics: dict[str, float] = {}
+    for name, hidden in PROFILES.items():
+        if not all(h in present for h in hidden):
+            continue
+        q = model.predict_quantiles(hide_inputs(test, hidden))
+        m = summary_metrics(y, q, config.quantiles, config.levels)
+        metrics.update({f"profile_{name}_{k}": m[k] for k in PROFILE_METRICS})
+    # couriers the snapshot has never seen (a courier id without history)
+    unseen = (
+        test["courier_id"].is_not_null().to_numpy() & ~caller_inputs(test_features)["courier"]
+        if "courier" in present
+        else np.zeros(len(y), dtype=bool)
+    )
+    metrics["profile_unseen_courier_n"] = float(unseen.sum())
+    if unseen.sum() >= MIN_SEGMENT_TRIPS:
+        m = summary_metrics(
+            y[unseen],
+            model.predict_from_features(test_features.filter(unseen)),
+            config.quantiles,
+            config.levels,
+        )
+        metrics.update({f"profile_unseen_courier_{k}": m[k] for k in PROFILE_METRICS})
+    return metrics
+
+
 def train_eta_model(trips: pl.DataFrame, config: TrainConfig | None = None) -> TrainingResult:
-    """Fit, calibrate and evaluate on valid contract rows; returns the model and everything measured."""
+    """Fit, calibrate and evaluate on valid contract rows, then refit for production (see the module notes)."""
     config = config or TrainConfig()
     clock = _Stopwatch()
     quantiles = config.quantiles
     trips = trips.filter(pl.col("duration_s") > 0)
     windows = time_windows(trips, config.split, config.split_by)
     key = split_key(trips, config.split_by)
-    train, cal, test = (_in(trips, key, days) for days in (windows.train, windows.calibration, windows.test))
     spec = config.spec
     if config.split_by == "day_of_month":
         # months are anonymised: a calendar look-back means nothing, every earlier-window trip counts
         span = (trips["start_ts"].max() - trips["start_ts"].min()).days + 2
         spec = spec.model_copy(update={"lookback_days": max(spec.lookback_days, span)})
+    warnings: list[str] = []
 
-    train, cal = (hide_road_distance(w, config.road_distance_dropout, config.seed) for w in (train, cal))
-
-    # point in time: training rows see the snapshot of their own start day (within the training window);
-    # calibration sees only training trips, test sees training + calibration trips
-    f_train = build_features(train, AggregateTable.from_trips(train, spec), spec)
-    f_cal = build_features(cal, frozen_after(train, spec), spec)
-    test_aggregates = frozen_after(pl.concat([train, cal]), spec)
-    f_test = build_features(test, test_aggregates, spec)
-    y_train, y_cal, y_test = (f["duration_s"].to_numpy() for f in (train, cal, test))
-    clock.lap("features")
-
-    # the last training days stop the boosting early (later in time than what the trees see)
-    train_key = train.select(key).to_series()
-    stop_days = windows.train[max(1, int(len(windows.train) * (1 - config.early_stopping_share))) :]
-    fit_mask = ~train_key.is_in(stop_days).to_numpy()
-    if fit_mask.all() or not fit_mask.any():
-        fit_mask = np.arange(len(train)) < int(len(train) * 0.85)
-    x_train = feature_matrix(f_train, spec)
-    regressor = make_regressor(config.model_kind, quantiles, spec.feature_names, config.params)
-    regressor.fit(
-        x_train[fit_mask], np.log(y_train[fit_mask]), x_train[~fit_mask], np.log(y_train[~fit_mask])
-    )
-    clock.lap("fit")
-
-    raw_cal = regressor.predict(feature_matrix(f_cal, spec))
-    calibration = fit_conformal(
-        np.log(y_cal),
-        raw_cal,
-        quantiles,
-        conformal_segments(f_cal),
-        config.min_segment_size,
-        areas=conformal_areas(f_cal, spec) if config.min_area_size > 0 else None,
-        min_area_size=config.min_area_size,
-        area_evidence_z=config.area_evidence_z,
-    )
-    # Ship what was evaluated: the aggregates are the ones the test window saw, so the registered model
-    # is exactly the one measured, and scoring it later on newer legs never sees its own test labels.
-    model = EtaModel(
-        spec=spec,
-        aggregates=test_aggregates,
-        regressor=regressor,
-        calibration=calibration,
-        meta={
-            "model_kind": config.model_kind,
-            "target": "log_duration_s",
-            "windows": windows.as_dict(),
-            "seed": config.seed,
-        },
-    )
-    q_test = model.predict_from_features(f_test)
+    fitted = fit_model(trips, key, windows.train, windows.calibration, spec, config, warnings)
+    evaluated = fitted.model
+    clock.lap("fit_and_calibrate")
+    test = _days(trips, key, windows.test)
+    f_test = evaluated.features(test)
+    y_test = test["duration_s"].to_numpy()
+    q_test = evaluated.predict_from_features(f_test)
     metrics = summary_metrics(y_test, q_test, quantiles, config.levels)
     segments = evaluate_segments(f_test, y_test, q_test, quantiles, spec)
     for name, table_ in segments.items():
-        worst = float(table_["abs_gap"].max()) if table_.height else 0.0
-        metrics[f"segment_{name}_worst_gap_80"] = worst
+        metrics[f"segment_{name}_worst_gap_80"] = float(table_["abs_gap"].max()) if table_.height else 0.0
         metrics[f"segment_{name}_count"] = float(table_.height)
-    # the same test legs for a caller that does not send road distance
-    without_road = test.with_columns(pl.lit(None, dtype=pl.Float64).alias("road_distance_km"))
-    q_blind = model.predict_from_features(build_features(without_road, test_aggregates, spec))
-    blind = summary_metrics(y_test, q_blind, quantiles, config.levels)
-    metrics.update(
-        {f"no_road_distance_{k}": blind[k] for k in ("mae_s", "coverage_80", "coverage_90", "width_80_s")}
-    )
-    clock.lap("calibrate_and_evaluate")
+    metrics.update(profile_metrics(evaluated, test, f_test, config))
+    for layer, groups in evaluated.calibration.summary().items():
+        metrics[f"calibration_{layer}_groups"] = float(groups)
+    clock.lap("evaluate")
+
+    f_train, y_train = fitted.fit_features, fitted.fit_legs["duration_s"].to_numpy()
     baseline_preds = {
         "global": baselines.global_quantiles(y_train, len(y_test), quantiles),
         "cell_hour": baselines.cell_hour_quantiles(f_train, y_train, f_test, quantiles),
@@ -283,13 +404,29 @@ def train_eta_model(trips: pl.DataFrame, config: TrainConfig | None = None) -> T
         name: summary_metrics(y_test, q, quantiles, config.levels) for name, q in baseline_preds.items()
     }
     clock.lap("baselines")
+
+    meta = {"model_kind": config.model_kind, "target": "log_duration_s", "seed": config.seed}
+    # the newest day whose labels a model used (boosters, offsets or aggregates): a later gate compares it
+    # with a challenger only on days after that
+    evaluated.meta = {**meta, "windows": windows.as_dict(), "last_labelled_day": str(windows.calibration[-1])}
+    shipped, refit = evaluated, {}
+    if config.refit:
+        fit_days, cal_days = windows.refit()
+        shipped = fit_model(trips, key, fit_days, cal_days, spec, config, warnings).model
+        refit = {
+            "fit_days": f"{fit_days[0]}..{fit_days[-1]}",
+            "calibration_days": f"{cal_days[0]}..{cal_days[-1]}",
+        }
+        shipped.meta = {**evaluated.meta, "refit": refit, "last_labelled_day": str(cal_days[-1])}
+        clock.lap("refit")
     metrics.update({f"seconds_{phase}": t for phase, t in clock.laps.items()})
     test_frame = f_test.with_columns(
         pl.Series("duration_s", y_test),
-        *[pl.Series(f"q{round(q * 100):02d}", q_test[:, i]) for i, q in enumerate(quantiles)],
+        *[pl.Series(qtag(q), q_test[:, i]) for i, q in enumerate(quantiles)],
     )
     return TrainingResult(
-        model=model,
+        model=shipped,
+        evaluated=evaluated,
         windows=windows,
         metrics=metrics,
         baseline_metrics=baseline_metrics,
@@ -297,5 +434,7 @@ def train_eta_model(trips: pl.DataFrame, config: TrainConfig | None = None) -> T
         test_frame=test_frame,
         test_legs=test,
         data_hash=data_hash(trips),
-        rows={"train": len(train), "calibration": len(cal), "test": len(test)},
+        rows={"train": f_train.height, "calibration": fitted.cal_legs.height, "test": len(test)},
+        warnings=warnings,
+        refit=refit,
     )

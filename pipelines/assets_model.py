@@ -7,8 +7,8 @@ Partition D means "trained after day D": the window ends with D and the promoted
 import dagster as dg
 import numpy as np
 import polars as pl
-from pydantic import Field
 
+from models.quantile import qtag
 from pipelines.assets_ingest import FEATURES, VALID, previous_days, read_days
 from pipelines.metadata import metrics_table, png_markdown
 from pipelines.resources import DriftDetector, ModelRegistry, TripSource, Warehouse
@@ -38,59 +38,84 @@ class WindowConfig(dg.Config):
     min_days: int = 7  # fewer valid days than this in the window is an error, not a model
 
 
-class TrainingConfig(dg.Config):
-    """Training and gate parameters of the candidate (defaults are `models.train.TrainConfig`'s)."""
+# TrainingConfig field -> (core configuration, its field): the pipeline's knobs are overrides of these
+OVERRIDES: dict[str, tuple[str, str]] = {
+    "model_kind": ("train", "model_kind"),
+    "split": ("train", "split"),
+    "seed": ("train", "seed"),
+    "input_dropout": ("train", "input_dropout"),
+    "refit": ("train", "refit"),
+    "lookback_days": ("features", "lookback_days"),
+    "shrinkage_trips": ("features", "shrinkage_trips"),
+    "cell_resolutions": ("features", "cell_resolutions"),
+    "learning_rate": ("boosting", "learning_rate"),
+    "num_leaves": ("boosting", "num_leaves"),
+    "median_rounds": ("boosting", "median_rounds"),
+    "spread_rounds": ("boosting", "spread_rounds"),
+    "calibration_layers": ("calibration", "layers"),
+    "min_group_size": ("calibration", "min_group_size"),
+    "evidence_z": ("calibration", "evidence_z"),
+    "coverage_tolerance": ("gate", "coverage_tolerance"),
+    "pinball_tolerance": ("gate", "pinball_tolerance"),
+}
 
-    model_kind: str = "lightgbm"
-    lookback_days: int = 28  # days of history behind the speed aggregates
-    shrinkage_trips: float = 20.0  # pseudo-count pulling a cell's speed towards its parent
-    cell_resolutions: list[int] = Field(default_factory=lambda: [9, 8, 7])  # H3 cells fed as ids
-    split: list[float] = Field(default_factory=lambda: [0.6, 0.2, 0.2])  # days: train, calibration, test
-    seed: int = 7
-    learning_rate: float = 0.15
-    num_leaves: int = 63
-    median_rounds: int = 600
-    spread_rounds: int = 200
-    min_segment_size: int = 300
-    min_area_size: int = 150  # conformal area layers (0: off); see models.conformal
-    area_evidence_z: float = 0.0  # > 0: an area's own offsets need that much evidence (models.conformal)
-    coverage_tolerance: float = 0.03
-    pinball_tolerance: float = 0.0
+
+class TrainingConfig(dg.Config):
+    """Overrides of the candidate's training and gate configuration. A field left unset keeps the core's
+    default: `models.train.TrainConfig`, `models.quantile.BoostingParams`, `features.FeatureSpec`,
+    `models.conformal.CalibrationConfig` and `models.gate.GateConfig` are the one home of every default."""
+
+    model_kind: str | None = None
+    split: list[float] | None = None  # shares of days: train, calibration, test
+    seed: int | None = None  # of the boosters and of the input dropout
+    input_dropout: float | None = None
+    refit: bool | None = None  # ship a model refit on the newest days
+    lookback_days: int | None = None  # days of history behind the speed aggregates
+    shrinkage_trips: float | None = None
+    cell_resolutions: list[int] | None = None
+    learning_rate: float | None = None
+    num_leaves: int | None = None
+    median_rounds: int | None = None
+    spread_rounds: int | None = None
+    calibration_layers: list[str] | None = None  # see models.conformal.LAYER_NAMES
+    min_group_size: int | None = None
+    evidence_z: float | None = None
+    coverage_tolerance: float | None = None
+    pinball_tolerance: float | None = None
+
+    def _set(self, family: str) -> dict[str, object]:
+        """The overrides given for one core configuration, by its own field names."""
+        out = {}
+        for name, (owner, field) in OVERRIDES.items():
+            value = getattr(self, name)
+            if owner == family and value is not None:
+                out[field] = tuple(value) if isinstance(value, list) else value
+        return out
 
     def train_config(self):
+        from dataclasses import replace
+
         from features import FeatureSpec
+        from models.conformal import CalibrationConfig
         from models.quantile import BoostingParams
         from models.train import TrainConfig
 
-        params = BoostingParams(
-            learning_rate=self.learning_rate,
-            num_leaves=self.num_leaves,
-            median_rounds=self.median_rounds,
-            spread_rounds=self.spread_rounds,
-            seed=self.seed,
-        )
-        spec = FeatureSpec(
-            lookback_days=self.lookback_days,
-            shrinkage_trips=self.shrinkage_trips,
-            cell_resolutions=tuple(self.cell_resolutions),
-        )
-        return TrainConfig(
-            model_kind=self.model_kind,
-            params=params,
-            spec=spec,
-            split=tuple(self.split),
-            min_segment_size=self.min_segment_size,
-            min_area_size=self.min_area_size,
-            area_evidence_z=self.area_evidence_z,
-            seed=self.seed,
+        seed = self._set("train").get("seed")
+        boosting = {**({"seed": seed} if seed is not None else {}), **self._set("boosting")}
+        return replace(
+            TrainConfig(),
+            **self._set("train"),
+            params=replace(BoostingParams(), **boosting),
+            spec=FeatureSpec(**self._set("features")),
+            calibration=replace(CalibrationConfig(), **self._set("calibration")),
         )
 
     def gate(self):
+        from dataclasses import replace
+
         from models.gate import GateConfig
 
-        return GateConfig(
-            coverage_tolerance=self.coverage_tolerance, pinball_tolerance=self.pinball_tolerance
-        )
+        return replace(GateConfig(), **self._set("gate"))
 
 
 def _save_candidate_plots(result, folder) -> list:
@@ -98,7 +123,7 @@ def _save_candidate_plots(result, folder) -> list:
 
     frame = result.test_frame
     quantiles = result.model.quantiles
-    q = frame.select([f"q{round(t * 100):02d}" for t in quantiles]).to_numpy()
+    q = frame.select([qtag(t) for t in quantiles]).to_numpy()
     y = frame["duration_s"].to_numpy()
     return [
         plots.reliability_diagram(y, q, quantiles, folder / "reliability.png"),
@@ -187,7 +212,7 @@ def build_model_assets(partitions: dg.PartitionsDefinition, window_days: int = 2
         )
         settings = drift.settings()
         frame = result.test_frame
-        q = frame.select([f"q{round(t * 100):02d}" for t in result.model.quantiles]).to_numpy()
+        q = frame.select([qtag(t) for t in result.model.quantiles]).to_numpy()
         reference = build_reference(
             monitoring_frame(
                 frame, q, result.model.quantiles, frame["duration_s"].to_numpy(), settings.segment_resolution

@@ -105,7 +105,7 @@ def test_bad_input_names_the_problem(tmp_path) -> None:
 def test_train_predict_evaluate_round_trip(tmp_path) -> None:
     from data_contracts.synthetic import simulate_trips
 
-    city_trips = simulate_trips(15_000, seed=11, days=24)
+    city_trips = simulate_trips(30_000, seed=11, days=24)  # enough legs a day that the gate's 3 points hold
     home = tmp_path / "home"
     env_before = os.environ["ETA_HOME"]
     os.environ["ETA_HOME"] = str(home)
@@ -148,6 +148,56 @@ def test_train_predict_evaluate_round_trip(tmp_path) -> None:
         y = scored["duration_s"]
         expected = ((y >= scored["lower_80"]) & (y <= scored["upper_80"])).mean()
         assert report["metrics"]["coverage_80"] == pytest.approx(expected)
+
+        # the output of one command is a valid input of the next: a scored file is scored again (its own
+        # columns kept as input_*), and the Sendy deliveries `eta ingest` validated are scored
+        rescored_file = tmp_path / "rescored.parquet"
+        again = runner.invoke(
+            app,
+            [
+                "predict",
+                "--model-uri",
+                "models:/eta-model@champion",
+                "--input",
+                str(scored_file),
+                "--out",
+                str(rescored_file),
+            ],
+        )
+        assert again.exit_code == 0, again.output
+        rescored = pl.read_parquet(rescored_file)
+        assert rescored["q50"].to_list() == scored["q50"].to_list() == rescored["input_q50"].to_list()
+        assert rescored["input_row_number"].to_list() == scored["row_number"].to_list()
+        ingested = tmp_path / "sendy"
+        runner.invoke(
+            app,
+            [
+                "ingest",
+                "--source",
+                "sendy",
+                "--input",
+                "tests/fixtures/sendy_deliveries.csv",
+                "--out",
+                str(ingested),
+            ],
+        )
+        from_ingest = runner.invoke(
+            app,
+            [
+                "predict",
+                "--model-uri",
+                "models:/eta-model@champion",
+                "--input",
+                str(ingested / "valid.parquet"),
+                "--out",
+                str(tmp_path / "sendy_scored.csv"),
+            ],
+        )
+        assert from_ingest.exit_code == 0, from_ingest.output
+        assert "row_number -> input_row_number" in from_ingest.output
+        sendy_scored = pl.read_csv(tmp_path / "sendy_scored.csv")
+        assert sendy_scored["trip_id"].to_list() == ["Order_No_T1", "Order_No_T2"]
+        assert (sendy_scored["q50"] > 0).all()
         assert report["metrics"]["n"] == 400
         assert report["rows"] == {"in": 400, "evaluated": 400, "excluded": {}}
 
@@ -223,3 +273,41 @@ def test_an_unanticipated_error_ends_in_one_line(monkeypatch, capsys) -> None:
     monkeypatch.setenv(cli.DEBUG_ENV, "1")
     with pytest.raises(RuntimeError, match="disk on fire"):
         cli.main()
+
+
+def test_a_source_with_anonymised_months_is_split_by_day_of_month(tmp_path) -> None:
+    """`eta ingest` records that Sendy's months are stand-ins; `eta train` then refuses a calendar split
+    with the reason (the split it would choose itself is day_of_month)."""
+    from data_contracts.ingest import load_trips
+    from models.train import split_for
+
+    out = tmp_path / "sendy"
+    ing = runner.invoke(
+        app,
+        ["ingest", "--source", "sendy", "--input", "tests/fixtures/sendy_deliveries.csv", "--out", str(out)],
+    )
+    assert ing.exit_code == 0, ing.output
+    assert load_trips(out).calendar == "day_of_month"
+    assert split_for(load_trips(out).calendar, None) == "day_of_month"
+    assert split_for("date", None) == "date"
+    refused = runner.invoke(app, ["train", "--data", str(out), "--split-by", "date"])
+    assert refused.exit_code == 2
+    assert "month and year are anonymised" in refused.output
+    assert "use --split-by day_of_month" in refused.output
+
+
+def test_predict_takes_what_ingest_writes(tmp_path, monkeypatch) -> None:
+    """The output of `eta ingest` (with its lineage `row_number`) is a valid `eta predict` input: the lineage
+    column is kept as input_row_number and the scored file numbers its own rows."""
+    from models.scoring import read_legs
+
+    out = tmp_path / "sendy"
+    runner.invoke(
+        app,
+        ["ingest", "--source", "sendy", "--input", "tests/fixtures/sendy_deliveries.csv", "--out", str(out)],
+    )
+    read = read_legs(out / "valid.parquet")
+    assert read.renamed == {"row_number": "input_row_number"}
+    assert read.legs["row_number"].to_list() == [1, 2]
+    assert read.legs["input_row_number"].to_list() == [1, 2]  # the rows of the Sendy CSV they came from
+    assert read.rejected.height == 0

@@ -23,9 +23,10 @@ CASES = [
     ((2024, 3, 10, 6, 30), NEW_YORK, (date(2024, 3, 10), 1, 90, 7, 1, 0, NIGHT)),
     ((2024, 3, 10, 7, 30), NEW_YORK, (date(2024, 3, 10), 3, 210, 7, 1, 0, NIGHT)),
     ((2024, 3, 11, 12, 15), NEW_YORK, (date(2024, 3, 11), 8, 495, 1, 0, 0, MORNING_RUSH)),
-    ((2024, 7, 4, 16, 0), NEW_YORK, (date(2024, 7, 4), 12, 720, 4, 0, 1, MIDDAY)),
+    # Independence Day, a Thursday, reads as a Sunday (the day type of holidays, FeatureSpec.holiday_weekday)
+    ((2024, 7, 4, 16, 0), NEW_YORK, (date(2024, 7, 4), 12, 720, 7, 1, 1, MIDDAY)),
     # the same instant is Jamhuri Day in Nairobi but still 11 December in New York
-    ((2024, 12, 11, 21, 30), NAIROBI, (date(2024, 12, 12), 0, 30, 4, 0, 1, NIGHT)),
+    ((2024, 12, 11, 21, 30), NAIROBI, (date(2024, 12, 12), 0, 30, 7, 1, 1, NIGHT)),
     ((2024, 12, 11, 21, 30), NEW_YORK, (date(2024, 12, 11), 16, 990, 3, 0, 0, EVENING_RUSH)),
     ((2024, 12, 11, 17, 5), NAIROBI, (date(2024, 12, 11), 20, 1205, 3, 0, 0, EVENING)),
 ]
@@ -122,3 +123,13 @@ def test_kenya_holidays_2019_and_a_sunday_moved_to_monday() -> None:
 def test_zones_of_a_small_frame_and_a_lazy_query_agree() -> None:
     frame = pl.DataFrame({"tz": ["Europe/Paris", None, "Africa/Nairobi", "Europe/Paris"]})
     assert zones_of(frame) == zones_of(frame.lazy()) == ["Africa/Nairobi", "Europe/Paris"]
+
+
+def test_holidays_can_keep_their_calendar_weekday() -> None:
+    spec = FeatureSpec(holiday_weekday=None)
+    legs = pl.DataFrame(
+        {"start_ts": [datetime(2024, 7, 4, 16, 0, tzinfo=UTC)], "tz": [NEW_YORK]},
+        schema={"start_ts": pl.Datetime("us", "UTC"), "tz": pl.String},
+    )
+    out = with_local_time(legs.lazy(), [NEW_YORK], spec).collect()
+    assert out.select("weekday", "is_weekend", "is_holiday").row(0) == (4, 0, 1)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,9 +110,11 @@ def test_second_identical_model_is_gated_on_pinball_and_decision_is_logged(
     assert pl.read_parquet(logged).equals(quarantine)
     assert second.version == 2
     assert second.champion_version == 1
-    # same boosters on the same window: "not worse" -> promoted
+    # the champion is the same refit model: it calibrated on every test day, so there is no fair comparison
+    # window and the challenger is judged on calibration alone -> promoted
     assert second.decision.promote
-    assert any("not worse" in r for r in second.decision.reasons)
+    assert any("judged on calibration alone" in r for r in second.decision.reasons), second.decision.reasons
+    assert second.decision.champion is None
     log = (fresh_home / "registry" / "gate_decisions.jsonl").read_text().splitlines()
     assert [json.loads(line)["version"] for line in log] == [1, 2]
     assert alias_version(CHAMPION) == 2
@@ -178,3 +182,35 @@ def test_a_champion_whose_files_are_gone_is_judged_away_on_calibration(
     assert alias_version(CHAMPION) == replacement.version
     assert len(client.search_model_versions("name = 'eta-model'")) == versions_before + 1
     shutil.rmtree(moved, ignore_errors=True)
+
+
+def test_the_gate_compares_on_test_days_the_champion_never_saw(city_trips, fast_params, fresh_home) -> None:
+    """A champion trained three days earlier has used labels up to its last day; the challenger's test window
+    reaches three days further, and only those days are the comparison window of both models."""
+    import polars as pl
+
+    from models.train import train_eta_model
+
+    config = TrainConfig(params=fast_params)
+    local_day = pl.col("start_ts").dt.convert_time_zone("Africa/Nairobi").dt.date()
+    last = city_trips.select(local_day.max()).item()
+    earlier = city_trips.filter(local_day <= last - dt.timedelta(days=3))
+    champion = log_and_register(train_eta_model(earlier, config), config, run_name="earlier")
+    challenger_result = train_eta_model(city_trips, config)
+    challenger = log_and_register(challenger_result, config, run_name="later")
+    seen = json.loads(champion_meta(champion.version))["last_labelled_day"]
+    assert seen == str(last - dt.timedelta(days=3))
+    decision = challenger.decision
+    assert decision.window == f"test legs after day {seen}"
+    unseen = challenger_result.test_legs.filter(local_day > dt.date.fromisoformat(seen))
+    assert decision.champion["n"] == decision.challenger_on_window["n"] == unseen.height
+    assert decision.challenger["n"] == challenger_result.test_legs.height > unseen.height
+    assert any(f"on test legs after day {seen}" in r for r in decision.reasons)
+
+
+def champion_meta(version: int) -> str:
+    import mlflow
+
+    configure()
+    local = mlflow.artifacts.download_artifacts(f"models:/eta-model/{version}")
+    return next(Path(local).rglob("model_meta.json")).read_text()

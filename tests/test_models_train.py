@@ -105,10 +105,47 @@ def test_saved_model_predicts_identically(trained, tmp_path) -> None:
     )
 
 
-def test_test_frame_is_what_the_shipped_model_predicts(trained) -> None:
+def test_test_frame_is_what_the_evaluated_model_predicts(trained) -> None:
     legs = trained.test_legs.head(100)
-    q = trained.model.predict_quantiles(legs)
+    q = trained.evaluated.predict_quantiles(legs)
     np.testing.assert_allclose(q[:, 3], trained.test_frame["q50"].head(100).to_numpy(), rtol=1e-12)
+
+
+def test_the_shipped_model_is_refit_on_the_newest_days(trained) -> None:
+    """Refit on every day but the latest calibration-window's worth, calibrated on those days, with the
+    snapshot after the last day; the metrics describe the evaluated model, one window earlier."""
+    windows = trained.windows
+    days = [*windows.train, *windows.calibration, *windows.test]
+    n_cal = len(windows.calibration)
+    assert trained.refit == {
+        "fit_days": f"{days[0]}..{days[-n_cal - 1]}",
+        "calibration_days": f"{days[-n_cal]}..{days[-1]}",
+    }
+    assert trained.model.meta["last_labelled_day"] == str(days[-1])
+    assert trained.evaluated.meta["last_labelled_day"] == str(windows.calibration[-1])
+    assert trained.model.aggregates.as_of > trained.evaluated.aggregates.as_of
+    assert trained.model.calibration.n_calibration > 0
+    legs = trained.test_legs.head(50)
+    assert not np.array_equal(
+        trained.model.predict_quantiles(legs), trained.evaluated.predict_quantiles(legs)
+    )
+
+
+def test_caller_profiles_are_reported_and_calibrated(trained) -> None:
+    m = trained.metrics
+    for profile in ("no_courier", "no_road_distance", "no_weather", "no_courier_no_road_distance"):
+        assert m[f"profile_{profile}_coverage_80"] == pytest.approx(0.80, abs=0.04), profile
+        assert m[f"profile_{profile}_width_80_s"] >= m["width_80_s"] * 0.97, profile  # it knows less
+    assert set(trained.evaluated.calibration.stacks) == {
+        "courier+road_distance+weather",
+        "courier+road_distance",
+        "courier+weather",
+        "road_distance+weather",
+        "courier",
+        "road_distance",
+        "weather",
+        "none",
+    }
 
 
 def test_xgboost_path_is_calibrated_too(city_trips: pl.DataFrame) -> None:

@@ -48,7 +48,7 @@ FAST = {
     "num_leaves": 15,
     "median_rounds": 80,
     "spread_rounds": 40,
-    "min_segment_size": 100,
+    "min_group_size": 100,
     "coverage_tolerance": 0.1,
 }
 

@@ -127,7 +127,7 @@ def test_first_two_real_rows_give_exact_contract_values(sendy_csv: Path) -> None
 
 
 def _oracle_start_ts(day: int, weekday: int, clock: str) -> dt.datetime | None:
-    """First 2019 month where `day` falls on `weekday`, plain datetime arithmetic."""
+    """First reference month where `day` falls on `weekday`, plain datetime arithmetic."""
     for month in DEFAULT_REFERENCE_MONTHS:
         year, mon = (int(part) for part in month.split("-"))
         try:
@@ -225,3 +225,29 @@ def test_every_start_time_matches_plain_datetime_arithmetic(sendy_csv: Path) -> 
     ]
     assert staged["start_ts"].to_list() == expected
     assert staged["start_ts"].null_count() == 0
+
+
+@pytest.mark.parametrize("day", range(1, 32))
+def test_every_day_of_month_on_every_weekday_has_a_place(day: int, tmp_path: Path) -> None:
+    """Any day 1-31 on any weekday is a valid Sendy row (the month is anonymised): the hand-written first
+    row, moved to each (day, weekday), is placed on a date with exactly that day and weekday."""
+    raw = pl.read_csv(FIXTURES / "sendy_deliveries.csv", infer_schema=False).head(1)
+    rows = pl.concat(
+        raw.with_columns(
+            pl.lit(f"Order_No_{day}_{weekday}").alias("Order No"),
+            *(pl.lit(str(day)).alias(f"{event} - Day of Month") for event in SENDY_EVENTS),
+            *(pl.lit(str(weekday)).alias(f"{event} - Weekday (Mo = 1)") for event in SENDY_EVENTS),
+        )
+        for weekday in range(1, 8)
+    )
+    rows.write_csv(tmp_path / "deliveries.csv")
+    result = ingest(SendyAdapter(), tmp_path / "deliveries.csv")
+    assert result.rows_quarantined == 0, result.quarantine.select("trip_id", "reason").rows()
+    local = result.valid["start_ts"].dt.convert_time_zone("Africa/Nairobi")
+    assert local.dt.day().to_list() == [day] * 7
+    assert local.dt.weekday().to_list() == list(range(1, 8))
+    assert local.dt.strftime("%H:%M:%S").to_list() == ["13:05:00"] * 7
+    assert result.calendar == "day_of_month"
+
+
+SENDY_EVENTS = ("Placement", "Confirmation", "Arrival at Pickup", "Pickup", "Arrival at Destination")

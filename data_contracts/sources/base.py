@@ -19,7 +19,7 @@ from data_contracts.limits import ContractLimits
 from data_contracts.safe_io import first_line
 from data_contracts.schema import RAW_COLUMN
 from data_contracts.text_values import CANONICAL_INSTANT_FORMAT, CANONICAL_LOCAL_FORMAT, as_text
-from data_contracts.validate import ValidationResult, validate_trips
+from data_contracts.validate import DATED, ValidationResult, validate_trips
 
 
 class SourceAdapter(Protocol):
@@ -27,6 +27,9 @@ class SourceAdapter(Protocol):
 
     name: str
     file_glob: str
+    # "date", or "day_of_month" when the source's month and year are anonymised stand-ins (adapters that
+    # do not say are "date"); recorded with the validated trips so training splits them by the real order
+    calendar: str
 
     def stage(self, path: Path) -> pl.DataFrame:
         """Read one file into a staged frame (contract columns + lineage + raw)."""
@@ -152,4 +155,6 @@ def ingest_files(
     staged = [adapter.stage(f) for f in files]
     if not staged:
         raise ValueError(f"no files to ingest for source {adapter.name!r}")
-    return validate_trips(pl.concat(staged, how="vertical_relaxed"), limits)
+    result = validate_trips(pl.concat(staged, how="vertical_relaxed"), limits)
+    result.calendar = getattr(adapter, "calendar", DATED)
+    return result

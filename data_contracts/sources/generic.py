@@ -90,6 +90,9 @@ class GenericMapping(_Strict):
     duration: Duration
     distance_unit: Literal["m", "km", "mi"] = "km"
     constants: Constants = Constants()
+    calendar: Literal["date", "day_of_month"] = Field(
+        "date", description="day_of_month when the source's month and year are stand-ins (anonymised)."
+    )
 
     @model_validator(mode="after")
     def _vehicle_once(self) -> GenericMapping:
@@ -123,6 +126,7 @@ class GenericAdapter:
         self.mapping = mapping
         self.name = mapping.source
         self.file_glob = mapping.file_glob
+        self.calendar = mapping.calendar
 
     @classmethod
     def from_yaml(cls, path: Path) -> GenericAdapter:

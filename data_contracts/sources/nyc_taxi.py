@@ -60,6 +60,7 @@ class NycTaxiSampleAdapter:
 
     name = "nyc_taxi"
     file_glob = "nyc_taxi.csv"
+    calendar = "day_of_month"  # the month is deduced (see NYC_SAMPLE_REFERENCE_MONTH), not published
 
     def __init__(self, reference_months: str | Sequence[str] = NYC_SAMPLE_REFERENCE_MONTH) -> None:
         self.months = month_starts(reference_months)

@@ -17,15 +17,17 @@ from data_contracts.sources.base import parse_local_timestamp, read_raw_csv, req
 
 TZ = "Africa/Nairobi"
 
-# Why a list of months and not one: (day - weekday) mod 7 takes all seven values in this file (Pickup rows
-# whose month would start on a Fri 3,786, Sat 2,905, Mon 2,894, Wed 2,683, Tue 2,029, Thu 1,435, Sun 833) and
-# each group covers days 1-24, so the orders span at least seven real months. No single month makes day and
-# weekday agree: the best (one starting on a Friday, e.g. 2019-02) fits 22.9% of rows. The default lists every
-# month of 2019 (the README's year) and each row takes the first whose calendar agrees with its weekday
-# (Jan, Feb, Apr, May, Jun, Aug or Sep). Weekday, day of month and clock time are then exact; the month is a
-# stand-in, so month and cross-month order are not real chronology. Pass one month, e.g. "2019-02", for the
-# strict reading where rows whose weekday disagrees get a null start_ts (quarantined: unparseable_timestamp).
-DEFAULT_REFERENCE_MONTHS: tuple[str, ...] = tuple(f"2019-{month:02d}" for month in range(1, 13))
+# Why a list of months and not one: (day - weekday) mod 7 takes all seven values in this file and each group
+# covers days 1-24, so the orders span at least seven real months; no single month makes day and weekday
+# agree. Each row takes the first listed month whose calendar agrees with its weekday. 2019 (the README's
+# year) places every pair but one (Monday the 31st: no 2019 month has it), so 2020 follows it: every day
+# 1-31 on every weekday has a place. Weekday, day of month and clock time are then exact; the month is a
+# stand-in, so month and cross-month order are not real chronology (`calendar` says so to training). Pass
+# one month, e.g. "2019-02", for the strict reading where rows whose weekday disagrees get a null start_ts
+# (quarantined: unparseable_timestamp).
+DEFAULT_REFERENCE_MONTHS: tuple[str, ...] = tuple(
+    f"{year}-{month:02d}" for year in (2019, 2020) for month in range(1, 13)
+)
 
 PICKUP_DAY = "Pickup - Day of Month"
 PICKUP_WEEKDAY = "Pickup - Weekday (Mo = 1)"
@@ -65,6 +67,7 @@ class SendyAdapter:
 
     name = "sendy"
     file_glob = "deliveries.csv"
+    calendar = "day_of_month"  # month and year are anonymised: only the day of the month orders time
 
     def __init__(self, reference_months: str | Sequence[str] = DEFAULT_REFERENCE_MONTHS) -> None:
         self.months = month_starts(reference_months)

@@ -63,7 +63,7 @@ def city_trips() -> pl.DataFrame:
 def _register(trips: pl.DataFrame, seed: int, rounds: tuple[int, int], promote: bool) -> Registered:
     from models.pyfunc import load_eta_model
     from models.quantile import BoostingParams
-    from models.registry import log_and_register
+    from models.registry import Comparison, log_and_register
     from models.tracking import CHAMPION, configure, set_alias
     from models.train import TrainConfig, train_eta_model
 
@@ -73,7 +73,8 @@ def _register(trips: pl.DataFrame, seed: int, rounds: tuple[int, int], promote: 
     )
     result = train_eta_model(trips, config)
     # the gate is not under test here: compare against itself so no champion has to be loaded and scored
-    run = log_and_register(result, config, run_name=f"serving-tests-{seed}", champion_metrics=result.metrics)
+    same = Comparison("the test window", champion=result.metrics, challenger=result.metrics)
+    run = log_and_register(result, config, run_name=f"serving-tests-{seed}", comparison=same)
     if promote:
         set_alias(CHAMPION, run.version)
     configure()
