@@ -77,10 +77,12 @@ def calibration_keys(
         keys["hour"] = _hour_labels(features)
     if "segment" in wanted:
         keys["segment"] = keys["distance"] + "|" + keys["hour"]
+    cells = sorted(spec.cell_resolutions)
     for end in ("origin", "dest"):
         areas = {
             f"{end}_region": f"{end}_region_r{spec.region_resolution}",
-            f"{end}_cell": f"{end}_cell_r{min(spec.cell_resolutions)}",
+            f"{end}_cell": f"{end}_cell_r{cells[0]}",
+            f"{end}_fine": f"{end}_cell_r{cells[min(1, len(cells) - 1)]}",
         }
         for name, column in areas.items():
             if name in wanted:

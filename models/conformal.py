@@ -36,10 +36,12 @@ LAYER_NAMES = (
     "distance",
     "hour",
     "segment",
-    "origin_region",
-    "origin_cell",
+    "origin_region",  # the H3 region (FeatureSpec.region_resolution, 6)
+    "origin_cell",  # the coarsest cell feature (7)
+    "origin_fine",  # the next finer one (8)
     "dest_region",
     "dest_cell",
+    "dest_fine",
 )
 
 

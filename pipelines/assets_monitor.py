@@ -8,9 +8,11 @@ import polars as pl
 
 from pipelines.assets_ingest import VALID, previous_days
 from pipelines.metadata import metrics_table, png_markdown
-from pipelines.resources import DriftDetector, ModelRegistry, Warehouse
+from pipelines.resources import DriftDetector, ModelRegistry, OnlineStore, Warehouse
 
 SERVED, DRIFT, PERFORMANCE = "served_predictions", "drift_report", "performance_monitor"
+ONLINE = "online_calibration"
+KEY_PREFIX = "key_"  # served-frame columns holding the online calibrator's area keys
 TREND_DAYS = 28
 
 
@@ -52,15 +54,21 @@ def build_monitor_assets(partitions: dg.PartitionsDefinition) -> list:
         if legs.height == 0:
             warehouse.write_json(SERVED, day, {"served": False, "champion_version": version})
             return _not_served("no trips this day")
+        from models.bundle import calibration_keys
+        from models.online import OnlineConfig
+        from models.quantile import qtag
+
         model = registry.load_version(version)
         features = model.features(legs)
         q = model.predict_from_features(features)
+        keys = calibration_keys(features, model.spec, OnlineConfig().calibration())
         frame = monitoring_frame(
             features, q, model.quantiles, legs["duration_s"].to_numpy(), drift.settings().segment_resolution
         ).with_columns(
             legs["trip_id"],
             legs["duration_s"],
-            *[pl.Series(f"q{round(t * 100):02d}", q[:, i]) for i, t in enumerate(model.quantiles)],
+            *[pl.Series(qtag(t), q[:, i]) for i, t in enumerate(model.quantiles)],
+            *[pl.Series(KEY_PREFIX + name, keys[name].astype(str)) for name in OnlineConfig().layers],
         )
         path = warehouse.write_table(SERVED, day, frame)
         coverage = {k: float(frame[f"covered_{k}"].mean()) for k in ("80", "90")}
@@ -187,4 +195,103 @@ def build_monitor_assets(partitions: dg.PartitionsDefinition) -> list:
             }
         )
 
-    return [served_predictions, drift_report, performance_monitor]
+    @dg.asset(
+        name=ONLINE,
+        partitions_def=partitions,
+        group_name="monitoring",
+        deps=[SERVED],
+        description="The champion's windows recalibrated on the last days' completed legs (models.online): "
+        "learns the day, records the state the service applies next, and reports the day's coverage with "
+        "and without the state that served it.",
+    )
+    def online_calibration(
+        context: dg.AssetExecutionContext, warehouse: Warehouse, registry: ModelRegistry, online: OnlineStore
+    ):
+        from models import online as oc
+        from models.tracking import REGISTERED_MODEL
+
+        day = context.partition_key
+        served = warehouse.read_json(SERVED, day)
+        if not served["served"]:
+            warehouse.write_json(ONLINE, day, {"learned": False, "champion_version": None})
+            return _not_served("no champion served this day")
+        version = served["champion_version"]
+        frame = warehouse.read_table(SERVED, day)
+        completed = served_day(day, frame)
+        store = online.store()
+        state = store.latest(REGISTERED_MODEL, version) or oc.OnlineState(version, completed_quantiles(frame))
+        serving = oc.learned_before(state, day)  # what adjusted the day's answers
+        learned = oc.update(state, completed)
+        path = store.write(REGISTERED_MODEL, learned)
+        report = {
+            "champion": day_coverage(completed.y, completed.q, learned.quantiles),
+            "online": day_coverage(
+                completed.y, oc.apply(serving, completed.q, completed.keys), learned.quantiles
+            ),
+        }
+        groups = learned.calibration.summary() if learned.calibration is not None else {}
+        payload = {
+            "learned": True,
+            **learned.describe(),
+            "served_with_revision": serving.revision if serving.calibration is not None else None,
+            "coverage": report,
+            "groups_with_offsets": groups,
+            "state": str(path),
+        }
+        warehouse.write_json(ONLINE, day, payload)
+        run_url = registry.log_monitoring(
+            day,
+            version,
+            {f"{who}_{k}": v for who, m in report.items() for k, v in m.items()},
+            [],
+            kind="online",
+            tags={"online_revision": str(learned.revision), "online_through": str(learned.through)},
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "champion_version": version,
+                "revision": learned.revision,
+                "through": learned.through,
+                "legs_in_window": learned.describe()["legs"],
+                "active": learned.calibration is not None,
+                "coverage_80_champion": report["champion"]["coverage_80"],
+                "coverage_80_online": report["online"]["coverage_80"],
+                "coverage_90_champion": report["champion"]["coverage_90"],
+                "coverage_90_online": report["online"]["coverage_90"],
+                "width_80_champion": report["champion"]["width_80_s"],
+                "width_80_online": report["online"]["width_80_s"],
+                "coverage": metrics_table(report, ["coverage_80", "coverage_90", "width_80_s"]),
+                "groups_with_offsets": dg.MetadataValue.json(groups),
+                "mlflow_monitoring_run": dg.MetadataValue.url(run_url),
+                "state": dg.MetadataValue.path(str(path)),
+            }
+        )
+
+    return [served_predictions, drift_report, performance_monitor, online_calibration]
+
+
+def completed_quantiles(frame: pl.DataFrame) -> list[float]:
+    from models.scoring import quantile_columns
+
+    return [int(c[1:]) / 100 for c in quantile_columns(frame.columns)]
+
+
+def served_day(day: str, frame: pl.DataFrame):
+    """A served day's completed legs as the online calibrator learns them."""
+    from models.online import CompletedDay
+    from models.scoring import quantile_columns
+
+    keys = {
+        c.removeprefix(KEY_PREFIX): frame[c].to_numpy().astype(object)
+        for c in frame.columns
+        if c.startswith(KEY_PREFIX)
+    }
+    q = frame.select(quantile_columns(frame.columns)).to_numpy()
+    return CompletedDay(day, frame["duration_s"].to_numpy(), q, keys)
+
+
+def day_coverage(y, q, quantiles) -> dict[str, float]:
+    from models.metrics import summary_metrics
+
+    metrics = summary_metrics(y, q, quantiles, (0.8, 0.9))
+    return {k: metrics[k] for k in ("coverage_80", "coverage_90", "width_80_s")}

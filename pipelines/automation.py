@@ -13,11 +13,11 @@ import dagster as dg
 
 from pipelines.assets_ingest import FEATURES, QUARANTINE, RAW, VALID, previous_days
 from pipelines.assets_model import CANDIDATE, EVALUATION, PROMOTION, TRAINING_SET
-from pipelines.assets_monitor import DRIFT, PERFORMANCE, SERVED
+from pipelines.assets_monitor import DRIFT, ONLINE, PERFORMANCE, SERVED
 from pipelines.assets_serving import BENTO
 
 INGEST_KEYS = (RAW, VALID, QUARANTINE, FEATURES)
-MONITOR_KEYS = (SERVED, DRIFT, PERFORMANCE)
+MONITOR_KEYS = (SERVED, DRIFT, PERFORMANCE, ONLINE)
 RETRAIN_KEYS = (TRAINING_SET, CANDIDATE, EVALUATION, PROMOTION)
 TRIGGER_TAG = "eta/trigger"
 # run config for in-process runs driven from the CLI: the run's events are still stored, not printed

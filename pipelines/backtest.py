@@ -23,11 +23,14 @@ import polars as pl
 from models.backtest import BacktestDay, alarms, day_scores, day_table, district_mask, recovery
 from pipelines.assets_ingest import VALID
 from pipelines.assets_model import EVALUATION, PROMOTION
-from pipelines.assets_monitor import DRIFT, PERFORMANCE, SERVED
+from pipelines.assets_monitor import DRIFT, PERFORMANCE, SERVED, served_day
 from pipelines.automation import INGEST_KEYS, QUIET_LOGS, TRIGGER_TAG
-from pipelines.resources import DriftDetector, ModelRegistry, TripSource, Warehouse
+from pipelines.resources import DriftDetector, ModelRegistry, OnlineStore, TripSource, Warehouse
 
-STRATEGIES = ("off", "nightly", "on")
+# off: the champion as trained; nightly: retrain every night; on: retrain when the drift sensor asks;
+# online: no retraining, windows recalibrated every day on the last days' completed legs (models.online);
+# online+on: both online calibration and drift-triggered retraining
+STRATEGIES = ("off", "nightly", "on", "online", "online+on")
 # Backtest boosting: fewer rounds than the production default, so that a nightly strategy's ~30 retrainings
 # fit in the time of a coffee on two cores (calibration does not depend on it; accuracy slightly).
 FAST_TRAINING = {"learning_rate": 0.1, "num_leaves": 31, "median_rounds": 300, "spread_rounds": 120}
@@ -65,7 +68,9 @@ def _run_config(plan: BacktestPlan) -> dict:
     }
 
 
-def _served_scores(warehouse: Warehouse, day: str, plan: BacktestPlan) -> dict:
+def _served_scores(warehouse: Warehouse, day: str, plan: BacktestPlan, store=None) -> dict:
+    """The day's scores of what was served: the champion's windows, adjusted by the online state of the
+    morning when `store` (a `models.online.StateStore`) is given."""
     served = warehouse.read_table(SERVED, day)
     legs = warehouse.read_table(VALID, day).select(
         "trip_id", "origin_lat", "origin_lng", "dest_lat", "dest_lng"
@@ -76,7 +81,16 @@ def _served_scores(warehouse: Warehouse, day: str, plan: BacktestPlan) -> dict:
     )
     quantiles = [int(c[1:]) / 100 for c in qcols]
     mask = district_mask(legs, plan.district_cells, plan.district_resolution)
-    return day_scores(served["duration_s"].to_numpy(), served.select(qcols).to_numpy(), quantiles, mask)
+    q = served.select(qcols).to_numpy()
+    if store is not None:
+        from models import online
+        from models.tracking import REGISTERED_MODEL
+
+        version = warehouse.read_json(SERVED, day)["champion_version"]
+        state = store.latest(REGISTERED_MODEL, version)
+        if state is not None:
+            q = online.apply(online.learned_before(state, day), q, served_day(day, served).keys)
+    return day_scores(served["duration_s"].to_numpy(), q, quantiles, mask)
 
 
 def _reasons(warehouse: Warehouse, day: str) -> tuple[bool, bool, str]:
@@ -103,8 +117,16 @@ def replay(plan: BacktestPlan, progress: Callable[[str], None] | None = None) ->
         artifacts_dir=str(plan.home / "mlflow" / "artifacts"),
     )
     (plan.home / "mlflow").mkdir(parents=True, exist_ok=True)
+    online = OnlineStore(root=str(plan.home / "online"))
     defs = build_definitions(
-        plan.source, plan.start, plan.timezone, warehouse, registry, plan.drift, plan.window_days
+        plan.source,
+        plan.start,
+        plan.timezone,
+        warehouse=warehouse,
+        registry=registry,
+        drift=plan.drift,
+        online=online,
+        window_days=plan.window_days,
     )
     monitoring = defs.resolve_job_def("daily_monitoring_job")
     retraining = defs.resolve_job_def("retraining_job")
@@ -149,7 +171,8 @@ def replay(plan: BacktestPlan, progress: Callable[[str], None] | None = None) ->
                 decision = evaluation.get("decision", {})
                 record.retrained, record.promoted, record.blocked = True, bool(promoted), blocked
                 record.candidate_version = evaluation.get("version")
-                record.candidate_pinball = (decision.get("challenger") or {}).get("pinball_mean", math.nan)
+                compared = decision.get("challenger_on_window") or decision.get("challenger") or {}
+                record.candidate_pinball = compared.get("pinball_mean", math.nan)
                 record.champion_pinball = (decision.get("champion") or {}).get("pinball_mean", math.nan)
 
         for index in range(plan.days):
@@ -170,14 +193,15 @@ def replay(plan: BacktestPlan, progress: Callable[[str], None] | None = None) ->
             served = warehouse.read_json(SERVED, day)
             record.champion_version = served.get("champion_version")
             if served.get("served"):
-                for key, value in _served_scores(warehouse, day, plan).items():
+                state = online.store() if plan.strategy.startswith("online") else None
+                for key, value in _served_scores(warehouse, day, plan, state).items():
                     setattr(record, key, value)
             record.drift_flag, record.coverage_flag, record.reasons = _reasons(warehouse, day)
             record.trigger = record.drift_flag or record.coverage_flag
             requests = []
             if plan.strategy == "nightly":
                 requests = [(day, "nightly", None)]
-            elif plan.strategy == "on":
+            elif plan.strategy in ("on", "online+on"):
                 context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
                 result = sensor(context)
                 cursor = result.cursor

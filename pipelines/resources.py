@@ -328,23 +328,41 @@ class ModelRegistry(dg.ConfigurableResource):
         return f"{self.ui_url}/#/models/{REGISTERED_MODEL}/versions/{version}"
 
     def log_monitoring(
-        self, partition: str, version: int | None, metrics: dict, artifacts: list[Path]
+        self,
+        partition: str,
+        version: int | None,
+        metrics: dict,
+        artifacts: list[Path],
+        kind: str = "monitor",
+        tags: dict[str, str] | None = None,
     ) -> str:
-        """One run per monitored day in the `eta-monitoring` experiment (metrics and the Evidently report);
-        returns the run's MLflow UI address."""
+        """One run per monitored day and `kind` ("monitor": drift, with the Evidently report; "online": the
+        online calibration) in the `eta-monitoring` experiment; returns the run's MLflow UI address."""
         import mlflow
 
         from models.tracking import configure
 
         with self.environment():
             tracking = configure(MONITORING_EXPERIMENT)
-            with mlflow.start_run(run_name=f"monitor-{partition}") as run:
-                mlflow.set_tags({"partition": partition, "champion_version": str(version)})
+            with mlflow.start_run(run_name=f"{kind}-{partition}") as run:
+                mlflow.set_tags({"partition": partition, "champion_version": str(version), **(tags or {})})
                 mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
                 for path in artifacts:
                     mlflow.log_artifact(str(path), "reports")
             configure()  # back to the training experiment for whoever logs next in this process
         return f"{self.ui_url}/#/experiments/{tracking.experiment_id}/runs/{run.info.run_id}"
+
+
+class OnlineStore(dg.ConfigurableResource):
+    """Where the online calibration states live, read by the service too (`models.online.StateStore`);
+    `root` empty means ETA_HOME/online."""
+
+    root: str = ""
+
+    def store(self):
+        from models.online import StateStore
+
+        return StateStore(Path(self.root) if self.root else eta_home() / "online")
 
 
 class DriftDetector(dg.ConfigurableResource):

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import numpy as np
 import polars as pl
 import pytest
 
@@ -21,6 +22,7 @@ from pipelines.resources import (
     BentoPackager,
     DriftDetector,
     ModelRegistry,
+    OnlineStore,
     SyntheticCitySource,
     Warehouse,
 )
@@ -68,6 +70,7 @@ def stack(tmp_path_factory):
         ),
         "drift": DriftDetector(reference_sample=400, current_sample=400),
         "packager": RecordingPackager(),
+        "online": OnlineStore(root=str(root / "online")),
     }
     defs = build_definitions(window_days=5, **resources)
     assets = {a.key.to_user_string(): a for a in defs.assets if len(a.keys) == 1}
@@ -112,8 +115,15 @@ def graph(stack):
             _training_config(coverage_tolerance=0.0),
             raise_on_error=False,
         )
+        monitor_next = _materialize(stack, INGEST_KEYS + MONITOR_KEYS, day(6), instance)
         yield SimpleNamespace(
-            instance=instance, ingest=ingest, train=train, package=package, monitor=monitor, blocked=blocked
+            instance=instance,
+            ingest=ingest,
+            train=train,
+            package=package,
+            monitor=monitor,
+            blocked=blocked,
+            monitor_next=monitor_next,
         )
 
 
@@ -329,6 +339,40 @@ def test_the_next_day_is_served_by_the_champion_and_monitored(stack, graph) -> N
     assert performance["coverage_80"] == pytest.approx(float(table["covered_80"].mean()))
 
 
+def test_online_calibration_learns_each_served_day_and_adjusts_the_next(stack, graph) -> None:
+    """Day 5 is learned (revision 1; it was served with no state, so both coverages are the champion's);
+    day 6 is served with the day-5 state, and its reported coverage is that state applied by hand."""
+    from models import online
+    from pipelines.assets_monitor import served_day
+
+    first = _metadata(graph.monitor, "online_calibration")
+    assert (first["champion_version"], first["revision"], first["through"], first["active"]) == (
+        1,
+        1,
+        day(5),
+        True,
+    )
+    table5 = stack.warehouse.read_table("served_predictions", day(5))
+    assert (
+        first["coverage_80_online"]
+        == first["coverage_80_champion"]
+        == pytest.approx(table5["covered_80"].mean())
+    )
+    second = _metadata(graph.monitor_next, "online_calibration")
+    table6 = stack.warehouse.read_table("served_predictions", day(6))
+    assert (second["revision"], second["through"]) == (2, day(6))
+    assert second["legs_in_window"] == table5.height + table6.height
+    learned_day5 = online.load(stack.online.store().folder("eta-model", 1) / "r1")
+    completed = served_day(day(6), table6)
+    q = online.apply(learned_day5, completed.q, completed.keys)
+    assert second["coverage_80_online"] == pytest.approx(
+        float(np.mean((completed.y >= q[:, 1]) & (completed.y <= q[:, 5])))
+    )
+    assert second["coverage_80_champion"] == pytest.approx(table6["covered_80"].mean())
+    assert stack.online.store().latest_revision("eta-model", 1) == 2
+    assert stack.warehouse.read_json("online_calibration", day(6))["served_with_revision"] == 1
+
+
 def test_a_miscalibrated_candidate_is_registered_but_never_promoted(stack, graph) -> None:
     result = graph.blocked
     assert not result.success
@@ -449,7 +493,7 @@ def test_definitions_load_with_jobs_schedule_and_sensor() -> None:
         "retraining_job",
         "nightly_job",
     }
-    assert set(defs.resources) == {"source", "warehouse", "registry", "drift", "packager"}
+    assert set(defs.resources) == {"source", "warehouse", "registry", "drift", "packager", "online"}
 
 
 def test_folder_source_cuts_monthly_files_into_local_days() -> None:
