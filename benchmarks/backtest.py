@@ -1,4 +1,4 @@
-"""The drift-retraining backtests of issue 4 -> results/backtest.{md,json}.
+"""The drift-retraining and online-calibration backtests -> results/backtest.{md,json}.
 
     .venv/bin/python benchmarks/backtest.py                       # every experiment
     .venv/bin/python benchmarks/backtest.py regional_slowdown     # one (the others keep their last result)
@@ -35,24 +35,32 @@ EXPERIMENTS = {
         "synthetic",
         "regional_slowdown",
         60,
-        ("off", "on", "nightly"),
+        ("off", "on", "nightly", "online", "online+on"),
         "drift-triggered retraining brings the slowed district's 80% coverage back within ±3 pts within "
-        "3 days of onset; without retraining it stays broken",
+        "3 days of onset, online calibration alone within 1 day; with neither it stays broken",
     ),
     "stationary": (
         "synthetic",
         "stationary",
         60,
-        ("on", "nightly"),
-        "at most 1 false alarm in 20 quiet days; no retraining promotes a worse model",
+        ("off", "on", "nightly", "online"),
+        "at most 1 false alarm in 20 quiet days; no retraining promotes a worse model; online calibration "
+        "keeps coverage within ±1.5 pts and widths within 2% of the frozen model's",
     ),
-    "rain_week": ("synthetic", "rain_week", 45, ("off", "on"), "the trigger fires within 2 days of onset"),
+    "rain_week": (
+        "synthetic",
+        "rain_week",
+        45,
+        ("off", "on", "online"),
+        "the trigger fires within 2 days of onset; online calibration keeps every day from onset+1 within ±3 pts",
+    ),
     "citibike": (
         "citibike",
         None,
         60,
-        ("off", "on"),
-        "no ground truth: report the drift found and what retraining does",
+        ("off", "on", "online"),
+        "no ground truth: report the drift found and what retraining does; online calibration: >= 9 of 10 "
+        "weekly windows within ±3 pts of 80%, mean 0.80 ± 0.01, and the width it costs",
     ),
 }
 
@@ -85,26 +93,53 @@ def verdict(name: str, strategies: dict) -> str:
     if name == "regional_slowdown":
         on, off = strategies["on"]["recovery"], strategies["off"]["recovery"]
         ok = on["goal_met"] and not off["goal_met"]
-        nightly = strategies.get("nightly", {}).get("recovery")
-        also = f"; nightly: {_recovery(nightly)}" if nightly else ""
-        return f"{'met' if ok else 'NOT met'} (on: {_recovery(on)}; off: {_recovery(off)}{also})"
+        parts = [f"on: {_recovery(on)}", f"off: {_recovery(off)}"]
+        for other in ("nightly", "online", "online+on"):
+            if other in strategies:
+                parts.append(f"{other}: {_recovery(strategies[other]['recovery'])}")
+        if "online" in strategies:
+            ok = ok and strategies["online"]["recovery"]["goal_met"]
+        return f"{'met' if ok else 'NOT met'} ({'; '.join(parts)})"
     if name == "stationary":
-        worst = max(s["alarms"]["false_alarm_rate"] for s in strategies.values())
+        retraining = {k: v for k, v in strategies.items() if k in ("on", "nightly")}
+        worst = max(s["alarms"]["false_alarm_rate"] for s in retraining.values())
         worse = sum(s["promoted_worse"] for s in strategies.values())
         ok = worst <= 1 / 20 and worse == 0
-        return f"{'met' if ok else 'NOT met'} (worst false-alarm rate {worst:.3f}; worse models promoted {worse})"
+        text = f"worst false-alarm rate {worst:.3f}; worse models promoted {worse}"
+        if {"online", "off"} <= set(strategies):
+            online, off = strategies["online"], strategies["off"]
+            gap = online["mean_coverage_80"] - 0.8
+            width = online["mean_width_80_s"] / off["mean_width_80_s"] - 1
+            ok = ok and abs(gap) <= 0.015 and abs(width) <= 0.02
+            text += f"; online: mean 80% coverage {online['mean_coverage_80']:.3f}, width {width:+.1%} of the frozen model's"
+        return f"{'met' if ok else 'NOT met'} ({text})"
     if name == "rain_week":
         first = strategies["on"]["alarms"]["first_alarm_after_onset"]
         ok = first is not None and first <= 2
-        return f"{'met' if ok else 'NOT met'} (first trigger {'never' if first is None else f'day {first}'} after onset)"
+        text = f"first trigger {'never' if first is None else f'day {first}'} after onset"
+        if "online" in strategies:
+            worst = strategies["online"].get("worst_day_gap_after_onset")
+            ok = ok and worst is not None and worst <= 0.03
+            text += f"; online: worst day from onset+1 {_fmt(worst)} off 80%"
+        return f"{'met' if ok else 'NOT met'} ({text})"
     if name == "citibike" and {"off", "on"} <= set(strategies):
         off, on = strategies["off"], strategies["on"]
-        return (
+        text = (
             f"report: the trigger fired on {off['alarms']['false_alarms']} of {off['alarms']['quiet_days']} days "
             f"served by one frozen model; with drift-triggered retraining {on['retrainings']} retrainings ran, "
             f"{on['promotions']} promoted, {on['blocked']} blocked by the calibration check; mean 80% coverage "
             f"{_fmt(off['mean_coverage_80'])} without retraining, {_fmt(on['mean_coverage_80'])} with it"
         )
+        if "online" in strategies:
+            o = strategies["online"]
+            ok = o["weeks_within_3pts"] >= 0.9 * o["weeks"] and abs(o["mean_coverage_80"] - 0.8) <= 0.01
+            width = o["mean_width_80_s"] / off["mean_width_80_s"] - 1
+            text += (
+                f"; online calibration: {o['weeks_within_3pts']} of {o['weeks']} weekly windows within ±3 pts "
+                f"(frozen: {off['weeks_within_3pts']}), mean {o['mean_coverage_80']:.3f}, width {width:+.1%} "
+                f"({'met' if ok else 'NOT met'})"
+            )
+        return text
     return "report only"
 
 
@@ -130,8 +165,9 @@ def markdown(results: dict) -> str:
         "per-day tables and plots under `$ETA_HOME/backtests/benchmark-*`).",
         "",
         "| experiment | strategy | days | false alarms / quiet days | first trigger after onset | retrainings "
-        "| promotions | blocked | worse promoted | mean 80% cov. | district 80% cov. from onset+3 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| promotions | blocked | worse promoted | mean 80% cov. | mean 80% width s | weeks within ±3 pts "
+        "| district 80% cov. from onset+3 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     verdicts = []
     for name, payload in results.items():
@@ -148,6 +184,7 @@ def markdown(results: dict) -> str:
                 f"| {name} | {strategy} | {payload['days']} | {alarm_days} "
                 f"| {_fmt(a['first_alarm_after_onset'], 'day {}')} | {s['retrainings']} | {s['promotions']} "
                 f"| {s['blocked']} | {s['promoted_worse']} | {_fmt(s['mean_coverage_80'])} "
+                f"| {_fmt(s.get('mean_width_80_s'), '{:.0f}')} | {s.get('weeks_within_3pts', '-')}/{s.get('weeks', '-')} "
                 f"| {_fmt(rec.get('pooled_after_3_days'))} |"
             )
         verdicts.append(

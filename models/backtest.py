@@ -98,6 +98,19 @@ def _served(days: Sequence[BacktestDay]) -> list[BacktestDay]:
     return [d for d in days if d.champion_version is not None and d.n > 0]
 
 
+def weekly_coverage(days: Sequence[BacktestDay], nominal: float = 0.8, tolerance: float = 0.03) -> dict:
+    """80% coverage pooled over consecutive 7-served-day windows (the last one may be shorter), and how many
+    of them are within `tolerance` of nominal."""
+    served = _served(days)
+    weeks = [served[i : i + 7] for i in range(0, len(served), 7)]
+    pooled = [sum(d.coverage_80 * d.n for d in w) / sum(d.n for d in w) for w in weeks]
+    return {
+        "weekly_coverage_80": pooled,
+        "weeks_within_3pts": sum(abs(p - nominal) <= tolerance for p in pooled),
+        "weeks": len(pooled),
+    }
+
+
 def pooled_district_coverage(days: Sequence[BacktestDay]) -> float:
     """District 80% coverage pooled over days (covered legs / legs), NaN without district legs."""
     n = sum(d.district_n for d in days)

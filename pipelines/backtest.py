@@ -20,7 +20,15 @@ from pathlib import Path
 
 import polars as pl
 
-from models.backtest import BacktestDay, alarms, day_scores, day_table, district_mask, recovery
+from models.backtest import (
+    BacktestDay,
+    alarms,
+    day_scores,
+    day_table,
+    district_mask,
+    recovery,
+    weekly_coverage,
+)
 from pipelines.assets_ingest import VALID
 from pipelines.assets_model import EVALUATION, PROMOTION
 from pipelines.assets_monitor import DRIFT, PERFORMANCE, SERVED, served_day
@@ -249,7 +257,9 @@ def judge(records: list[BacktestDay], plan: BacktestPlan) -> dict:
     """Alarms against the ground truth and (with a drifted district) the recovery after the onset."""
     summary = {"strategy": plan.strategy, "alarms": alarms(records, plan.onset_index).as_dict()}
     if plan.onset_index is not None and plan.district_cells:
-        summary["recovery"] = recovery(records, plan.onset_index).as_dict()
+        # online calibration learns each day as it completes: it is judged from the day after the onset
+        within = 1 if plan.strategy.startswith("online") else 3
+        summary["recovery"] = recovery(records, plan.onset_index, within_days=within).as_dict()
     served = [r for r in records if r.n]
     summary["retrainings"] = sum(r.retrained for r in records)
     summary["promotions"] = sum(r.promoted for r in records)
@@ -258,6 +268,13 @@ def judge(records: list[BacktestDay], plan: BacktestPlan) -> dict:
     summary["promoted_worse"] = sum(r.promoted and r.candidate_pinball > r.champion_pinball for r in records)
     summary["days_served"] = len(served)
     summary["mean_coverage_80"] = sum(r.coverage_80 for r in served) / len(served) if served else None
+    summary["mean_width_80_s"] = (
+        sum(r.width_80_s * r.n for r in served) / sum(r.n for r in served) if served else None
+    )
+    summary.update(weekly_coverage(served))
+    if plan.onset_index is not None:
+        storm = [r for r in served if r.scenario_active and r.day_index > plan.onset_index]
+        summary["worst_day_gap_after_onset"] = max((abs(r.coverage_80 - 0.8) for r in storm), default=None)
     return summary
 
 

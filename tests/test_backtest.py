@@ -18,6 +18,7 @@ from models.backtest import (
     district_mask,
     pooled_district_coverage,
     recovery,
+    weekly_coverage,
 )
 
 QUANTILES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
@@ -81,6 +82,16 @@ def test_pooled_coverage_weights_by_legs() -> None:
     days = _days([0.5, 1.0])
     days[1].district_n, days[1].district_covered_80 = 300, 300
     assert pooled_district_coverage(days) == pytest.approx((50 + 300) / 400)
+
+
+def test_weekly_coverage_pools_seven_served_days_by_legs() -> None:
+    days = _days([0.8] * 9)
+    for i, d in enumerate(days):
+        d.n, d.coverage_80 = 100 * (i + 1), 0.8 if i < 7 else 0.7
+    weekly = weekly_coverage(days)
+    assert weekly["weeks"] == 2
+    assert weekly["weekly_coverage_80"] == pytest.approx([0.8, 0.7])
+    assert weekly["weeks_within_3pts"] == 1
 
 
 def test_never_recovering_coverage_fails_the_goal() -> None:
