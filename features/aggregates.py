@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import polars as pl
 
 from features.geometry import leg_haversine_km
@@ -170,6 +171,34 @@ class AggregateTable:
         return FrozenAggregates(self.spec, day, tables)
 
 
+MISSING = (0, 0.0)  # a key the snapshot does not hold: no trips
+
+
+class LevelIndex:
+    """A frozen snapshot's statistics as one dictionary per level, key tuple -> (trips, log-speed sum): the
+    live executor's lookup (`features.live`). A key with a null never matches, as in the joins."""
+
+    def __init__(self, tables: dict[str, pl.DataFrame], spec: FeatureSpec) -> None:
+        from features.live import LivePlan
+
+        self.plan = LivePlan(spec)
+        self.by_level: dict[str, dict[tuple, tuple[int, float]]] = {}
+        for level in distinct_levels(spec):
+            table = tables[level.name]
+            keys = zip(*(table.get_column(k).to_list() for k in level.keys), strict=True)
+            stats = zip(table.get_column(TRIPS).to_list(), table.get_column(SUM).to_list(), strict=True)
+            self.by_level[level.name] = dict(zip(keys, stats, strict=True))
+
+    def lookup(self, level: Level, key_columns: list) -> tuple[np.ndarray, np.ndarray]:
+        """Per leg, the level's trips and log-speed sum (0 and 0.0 where the snapshot has no such key)."""
+        table, n = self.by_level[level.name], len(key_columns[0])
+        columns = [column if isinstance(column, list) else column.tolist() for column in key_columns]
+        hits = [table.get(key, MISSING) for key in zip(*columns, strict=True)]
+        return np.fromiter((h[0] for h in hits), np.int64, n), np.fromiter(
+            (h[1] for h in hits), np.float64, n
+        )
+
+
 @dataclass(frozen=True)
 class FrozenAggregates:
     """Per-level statistics frozen at one snapshot day (the serving path; saved with the model)."""
@@ -188,6 +217,14 @@ class FrozenAggregates:
             for level in distinct_levels(self.spec)
         ]
         return _with_level_columns(keyed, per_level)
+
+    def level_index(self) -> LevelIndex:
+        """The snapshot as dictionaries for the live executor (built on first use, kept with the snapshot)."""
+        cached = self.__dict__.get("_level_index")
+        if cached is None:
+            cached = LevelIndex(self.tables, self.spec)
+            object.__setattr__(self, "_level_index", cached)  # frozen dataclass: a cache, not state
+        return cached
 
     def _indexes(self) -> dict[str, SortedIndex | None]:
         """Per level, the table sorted for binary search (built on first use and kept with the snapshot)."""

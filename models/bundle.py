@@ -17,11 +17,14 @@ import polars as pl
 
 from features.aggregates import FrozenAggregates
 from features.build import build_features
+from features.live import LiveFeatures, LiveLegs, live_features
 from features.plans import cached_stages
 from features.spec import FeatureSpec
 from models.conformal import CalibrationConfig, ConformalCalibration, profile_key
 from models.metrics import level_pair
 from models.quantile import load_regressor
+
+Features = pl.DataFrame | LiveFeatures  # what either feature executor gives (features.build, features.live)
 
 # Distance bands of the conformal layers and the segment evaluation
 DISTANCE_BANDS_KM: tuple[float, ...] = (1.5, 3.0, 6.0)
@@ -38,33 +41,42 @@ def distance_band(km: pl.Series | np.ndarray) -> np.ndarray:
 _INT8_LABELS = np.array([str(i) for i in range(-128, 128)], dtype=object)
 
 
-def _filled(column: pl.Series, value: object) -> np.ndarray:
+def _filled(features: Features, name: str, value: object) -> np.ndarray:
+    """A feature column as numpy, absent values replaced by `value`."""
+    if isinstance(features, LiveFeatures):
+        present = features.present[name]
+        return features.values[name] if present.all() else np.where(present, features.values[name], value)
+    column = features.get_column(name)
     return (column.fill_null(value) if column.null_count() else column).to_numpy()
 
 
-def _present(column: pl.Series) -> np.ndarray:
+def _present(features: Features, name: str) -> np.ndarray:
+    if isinstance(features, LiveFeatures):
+        return features.present[name]
+    column = features.get_column(name)
     return column.is_not_null().to_numpy() if column.null_count() else np.ones(len(column), dtype=bool)
 
 
-def _hour_labels(features: pl.DataFrame) -> np.ndarray:
+def _hour_labels(features: Features) -> np.ndarray:
+    if isinstance(features, LiveFeatures):  # always present: the hour of a validated departure
+        return _INT8_LABELS[features.values["hour_band"] + 128]
     hours = features.get_column("hour_band")
     if hours.dtype == pl.Int8 and not hours.null_count():
         return _INT8_LABELS[hours.to_numpy().astype(np.int16) + 128]
     return hours.cast(pl.String).fill_null("?").to_numpy().astype(object)
 
 
-def caller_inputs(features: pl.DataFrame) -> dict[str, np.ndarray]:
+def caller_inputs(features: Features) -> dict[str, np.ndarray]:
     """Per optional input of a caller profile, whether each leg has it (a courier counts with history)."""
     return {
-        "courier": _present(features.get_column("courier_trips")),
-        "road_distance": _present(features.get_column("road_distance_km")),
-        "weather": _present(features.get_column("temperature_c"))
-        | _present(features.get_column("precipitation_mm")),
+        "courier": _present(features, "courier_trips"),
+        "road_distance": _present(features, "road_distance_km"),
+        "weather": _present(features, "temperature_c") | _present(features, "precipitation_mm"),
     }
 
 
 def calibration_keys(
-    features: pl.DataFrame, spec: FeatureSpec, calibration: CalibrationConfig
+    features: Features, spec: FeatureSpec, calibration: CalibrationConfig
 ) -> dict[str, np.ndarray]:
     """Each leg's group in the caller-profile layer and in every Mondrian layer `calibration` fits."""
     keys: dict[str, np.ndarray] = {
@@ -72,7 +84,7 @@ def calibration_keys(
     }
     wanted = set(calibration.layers)
     if wanted & {"distance", "segment"}:
-        keys["distance"] = distance_band(_filled(features.get_column("haversine_km"), 0.0))
+        keys["distance"] = distance_band(_filled(features, "haversine_km", 0.0))
     if wanted & {"hour", "segment"}:
         keys["hour"] = _hour_labels(features)
     if "segment" in wanted:
@@ -86,12 +98,14 @@ def calibration_keys(
         }
         for name, column in areas.items():
             if name in wanted:
-                keys[name] = _filled(features.get_column(column), 0).astype(np.int64).astype(str)
+                keys[name] = _filled(features, column, 0).astype(np.int64).astype(str)
     return keys
 
 
-def feature_matrix(features: pl.DataFrame, spec: FeatureSpec) -> np.ndarray:
+def feature_matrix(features: Features, spec: FeatureSpec) -> np.ndarray:
     """Model inputs as float32 (nulls become NaN, which the boosters treat as missing)."""
+    if isinstance(features, LiveFeatures):
+        return features.matrix(spec.feature_names)
     (casts,) = cached_stages(
         "feature_matrix", spec, None, lambda: [[pl.col(name).cast(pl.Float32) for name in spec.feature_names]]
     )
@@ -110,16 +124,20 @@ class EtaModel:
     def quantiles(self) -> list[float]:
         return list(self.calibration.quantiles)
 
-    def features(self, legs: pl.DataFrame) -> pl.DataFrame:
+    def features(self, legs: pl.DataFrame | LiveLegs) -> Features:
+        """The legs' features with the frozen snapshot: the live executor for `LiveLegs` (a live request),
+        the polars one for a frame."""
+        if isinstance(legs, LiveLegs):
+            return live_features(legs, self.aggregates, self.spec)
         return build_features(legs, self.aggregates, self.spec)
 
-    def predict_from_features(self, features: pl.DataFrame) -> np.ndarray:
+    def predict_from_features(self, features: Features) -> np.ndarray:
         """Calibrated quantiles in seconds, (n, k), monotone per row."""
         raw = self.regressor.predict(feature_matrix(features, self.spec))
         keys = calibration_keys(features, self.spec, self.calibration.config)
         return self.calibration.apply(raw, keys)
 
-    def predict_quantiles(self, legs: pl.DataFrame) -> np.ndarray:
+    def predict_quantiles(self, legs: pl.DataFrame | LiveLegs) -> np.ndarray:
         return self.predict_from_features(self.features(legs))
 
     def save(self, directory: Path) -> Path:

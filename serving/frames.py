@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 
+import numpy as np
 import polars as pl
 
+from features.live import LiveLegs
 from serving.schemas import LegPlace
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -39,6 +41,39 @@ def legs_frame(legs: Sequence[LegPlace], departures: Sequence[datetime]) -> pl.D
     # integers given a Datetime("us") dtype are read as microseconds: no cast, no reordering query after
     columns["start_ts"] = [epoch_us(moment) for moment in departures]
     return pl.DataFrame({name: columns[name] for name in LEG_SCHEMA}, schema=LEG_SCHEMA)
+
+
+# Below this many legs a request's features are computed by the live executor (features.live), from there
+# by polars: the two cost the same near 1,000 legs (docs/decisions/live-features.md)
+LIVE_MAX_LEGS = 500
+
+
+def model_input(legs: Sequence[LegPlace], departures: Sequence[datetime]) -> pl.DataFrame | LiveLegs:
+    """What `EtaModel.predict_quantiles` takes for these legs: `LiveLegs` for a small batch, else a frame."""
+    if len(legs) >= LIVE_MAX_LEGS:
+        return legs_frame(legs, departures)
+    return live_legs(legs, departures)
+
+
+def live_legs(legs: Sequence[LegPlace], departures: Sequence[datetime]) -> LiveLegs:
+    """The legs as the live executor's columns (absent optional numbers are NaN)."""
+    if len(legs) != len(departures):
+        raise ValueError(f"{len(legs)} legs but {len(departures)} departure times")
+    names = (*FLOAT_COLUMNS, *OPTIONAL_TEXT, *OPTIONAL_FLOATS, "tz")
+    rows = list(map(attrgetter(*names), legs))
+    columns = dict(zip(names, zip(*rows, strict=True), strict=True)) if legs else dict.fromkeys(names, ())
+
+    def floats(name: str) -> np.ndarray:
+        return np.array([np.nan if v is None else v for v in columns[name]], dtype=float)
+
+    return LiveLegs(
+        **{name: np.array(columns[name], dtype=float) for name in FLOAT_COLUMNS},
+        start_us=np.array([epoch_us(moment) for moment in departures], dtype=np.int64),
+        tz=list(columns["tz"]),
+        courier_id=list(columns["courier_id"]),
+        vehicle_type=list(columns["vehicle_type"]),
+        **{name: floats(name) for name in OPTIONAL_FLOATS},
+    )
 
 
 def probe_frame(now: datetime | None = None) -> pl.DataFrame:

@@ -18,7 +18,7 @@ from serving import route
 from serving.batching import MicroBatcher
 from serving.config import ServingConfig
 from serving.errors import InvalidRequest, check_count
-from serving.frames import epoch_us, legs_frame
+from serving.frames import epoch_us, model_input
 from serving.intervals import SECONDS_DECIMALS, arrival, check_levels, legs_json
 from serving.model_source import LoadedModel, ModelHolder, probe
 from serving.schemas import (
@@ -50,7 +50,7 @@ Departure = tuple[LegPlace, datetime]  # a leg and when it departs: one row of a
 def _predict(snapshot: LoadedModel, rows: Sequence[Departure]) -> np.ndarray:
     """Quantiles for legs and their departures (on the prediction thread: the frame is built here too)."""
     legs, departures = zip(*rows, strict=True)
-    return snapshot.model.predict_quantiles(legs_frame(legs, departures))
+    return snapshot.model.predict_quantiles(model_input(legs, departures))
 
 
 class EtaPredictor:
