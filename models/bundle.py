@@ -22,6 +22,8 @@ from features.plans import cached_stages
 from features.spec import FeatureSpec
 from models.conformal import CalibrationConfig, ConformalCalibration, profile_key
 from models.metrics import level_pair
+from models.online import OnlineState
+from models.online import apply as online_apply
 from models.quantile import load_regressor
 
 Features = pl.DataFrame | LiveFeatures  # what either feature executor gives (features.build, features.live)
@@ -137,8 +139,15 @@ class EtaModel:
         keys = calibration_keys(features, self.spec, self.calibration.config)
         return self.calibration.apply(raw, keys)
 
-    def predict_quantiles(self, legs: pl.DataFrame | LiveLegs) -> np.ndarray:
-        return self.predict_from_features(self.features(legs))
+    def predict_quantiles(
+        self, legs: pl.DataFrame | LiveLegs, online: OnlineState | None = None
+    ) -> np.ndarray:
+        """Calibrated quantiles in seconds; with an online state, adjusted by it (models.online)."""
+        features = self.features(legs)
+        q = self.predict_from_features(features)
+        if online is None or online.calibration is None:
+            return q
+        return online_apply(online, q, calibration_keys(features, self.spec, online.config.calibration()))
 
     def save(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,14 @@ class ServingConfig(BaseModel):
         "unless its tracing.sample_rate is set, yet building the spans cost more Python time than the "
         "endpoint's own code; turn this on together with a sample rate. Read when the service is imported.",
     )
+    online_calibration: bool = Field(
+        True,
+        description="Adjust the champion's windows by the newest online calibration state of its version "
+        "(models.online; written daily by the pipeline's online_calibration asset), picked up by polling.",
+    )
+    online_state_dir: str = Field(
+        "", description="Where the online calibration states are; empty: ETA_HOME/online (the pipeline's)."
+    )
     route_samples: int = Field(4000, ge=100, le=100_000, description="Monte Carlo draws per route.")
     route_leg_correlation: float = Field(
         0.1,

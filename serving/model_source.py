@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the model code (polars, numpy) is imported where a model is
     import numpy as np
 
     from models.bundle import EtaModel
+    from models.online import OnlineState, StateStore
 
 logger = logging.getLogger(__name__)
 BUNDLE_DIR = "eta_model"  # the EtaModel folder inside a BentoML model
@@ -34,6 +35,7 @@ BUNDLE_DIR = "eta_model"  # the EtaModel folder inside a BentoML model
 class LoadedModel:
     model: EtaModel
     info: ModelInfo
+    online: OnlineState | None = None  # the online calibration state that adjusts its answers (models.online)
 
     @property
     def version(self) -> str:
@@ -197,8 +199,15 @@ class ModelHolder:
     (`models.compiled`) and swapped in the same way, same version, once it reproduces LightGBM. A LightGBM
     model is served with `tree_threads` threads (its boosters side by side on larger batches)."""
 
-    def __init__(self, source: ModelSource, compile_trees: bool = False, tree_threads: int = 1) -> None:
+    def __init__(
+        self,
+        source: ModelSource,
+        compile_trees: bool = False,
+        tree_threads: int = 1,
+        online_store: StateStore | None = None,
+    ) -> None:
         self.source = source
+        self.online_store = online_store
         self.compile_trees = compile_trees
         self.tree_threads = tree_threads
         self._current: LoadedModel | None = None
@@ -234,7 +243,7 @@ class ModelHolder:
         if kind == "lightgbm" and model.regressor.params.num_threads != self.tree_threads:
             params = replace(model.regressor.params, num_threads=self.tree_threads)
             model = replace(model, regressor=replace(model.regressor, params=params))
-        loaded = LoadedModel(model, loaded.info.model_copy(update={"trees": kind}))
+        loaded = self._with_online(LoadedModel(model, loaded.info.model_copy(update={"trees": kind})))
         self._current = loaded  # one reference assignment: requests see the old or the new model, whole
         if self.compile_trees and kind == "lightgbm" and not self._stopped:
             thread = threading.Thread(
@@ -266,7 +275,10 @@ class ModelHolder:
             return
         with self._refresh_lock:
             if self._current is loaded and not self._stopped:
-                self._current = LoadedModel(faster, loaded.info.model_copy(update={"trees": "compiled"}))
+                current = self._current
+                self._current = replace(
+                    current, model=faster, info=current.info.model_copy(update={"trees": "compiled"})
+                )
                 logger.info("v%s now answers with compiled trees", loaded.version)
 
     def stop(self) -> None:
@@ -278,6 +290,33 @@ class ModelHolder:
             if compiler.poll() is None:
                 compiler.kill()
                 compiler.wait()
+
+    def _with_online(self, loaded: LoadedModel, state: OnlineState | None = None) -> LoadedModel:
+        """`loaded` with the newest online state of its version (or `state`), and its answers saying so."""
+        if state is None and self.online_store is not None:
+            state = self.online_store.latest(loaded.info.name, int(loaded.version))
+        described = state.describe() if state is not None else None
+        return replace(
+            loaded, online=state, info=loaded.info.model_copy(update={"online_calibration": described})
+        )
+
+    def refresh_online(self) -> bool:
+        """Pick up a newer online state of the served version (no restart, no request fails); True if one was."""
+        if self.online_store is None or self._current is None:
+            return False
+        with self._refresh_lock:
+            current = self.current
+            revision = self.online_store.latest_revision(current.info.name, int(current.version))
+            if revision == (current.online.revision if current.online else None):
+                return False
+            state = (
+                None
+                if revision is None
+                else self.online_store.latest(current.info.name, int(current.version))
+            )
+            self._current = self._with_online(current, state)
+            logger.info("v%s: online calibration revision %s", current.version, revision)
+            return True
 
     def refresh(self) -> SwapResult:
         """Swap to the version the source names now, if it differs; a failed load keeps the old model."""

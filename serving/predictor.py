@@ -50,7 +50,7 @@ Departure = tuple[LegPlace, datetime]  # a leg and when it departs: one row of a
 def _predict(snapshot: LoadedModel, rows: Sequence[Departure]) -> np.ndarray:
     """Quantiles for legs and their departures (on the prediction thread: the frame is built here too)."""
     legs, departures = zip(*rows, strict=True)
-    return snapshot.model.predict_quantiles(model_input(legs, departures))
+    return snapshot.model.predict_quantiles(model_input(legs, departures), snapshot.online)
 
 
 class EtaPredictor:
@@ -88,6 +88,7 @@ class EtaPredictor:
             await asyncio.sleep(self.config.poll_seconds)
             try:
                 await asyncio.to_thread(self.holder.refresh)
+                await asyncio.to_thread(self.holder.refresh_online)
             except Exception:
                 logger.exception("model refresh failed; still serving v%s", self.holder.current.version)
 

@@ -171,6 +171,11 @@ class ModelInfo(BaseModel):
         None,
         description="what evaluates the trees: lightgbm, xgboost, or compiled (the same trees as native code)",
     )
+    online_calibration: dict | None = Field(
+        None,
+        description="The online calibration state that adjusted the answer (champion_version, revision, "
+        "the last day it learned from, legs, active), or null: the champion's own windows",
+    )
 
 
 class Interval(BaseModel):

@@ -61,6 +61,18 @@ class _ClientErrorTracebacks(logging.Filter):
         return not (record.exc_info and isinstance(record.exc_info[1], ValidationError))
 
 
+def online_store(config: ServingConfig):
+    """The online calibration states the service applies (None when turned off)."""
+    if not config.online_calibration:
+        return None
+    from pathlib import Path
+
+    from data_contracts.home import eta_home
+    from models.online import StateStore
+
+    return StateStore(Path(config.online_state_dir) if config.online_state_dir else eta_home() / "online")
+
+
 def choose_source(config: ServingConfig, bento) -> ModelSource:
     """The Bento's own model when served from a Bento that carries one (unless told otherwise), else the
     registry."""
@@ -106,7 +118,9 @@ class EtaService:
         from serving.predictor import EtaPredictor
 
         import_tree_libraries()
-        self.holder = ModelHolder(source, self.config.compile_trees, self.config.tree_threads)
+        self.holder = ModelHolder(
+            source, self.config.compile_trees, self.config.tree_threads, online_store(self.config)
+        )
         self.holder.load_initial()
         self.predictor = EtaPredictor(self.holder, self.config)
 

@@ -111,3 +111,40 @@ def test_a_failed_load_keeps_serving_the_old_model(champion) -> None:
     assert holder.refresh().detail == "alias not found"
     assert holder.current is before
     assert source.loads == ["1"]
+
+
+def test_a_new_online_state_is_picked_up_without_a_restart(polling_client, champion) -> None:
+    """The pipeline records an online calibration state for the champion (a day whose legs took 1.5 times
+    the median): the service picks it up by polling, every answer names it, and the answer is the champion's
+    quantiles adjusted by that state."""
+    import shutil
+
+    import numpy as np
+
+    from data_contracts.home import eta_home
+    from models import online
+
+    store = online.StateStore(eta_home() / "online")
+    shutil.rmtree(store.root, ignore_errors=True)
+    first = polling_client.post("/eta", json=BODY).json()
+    assert first["model"]["online_calibration"] is None
+    day = legs_frame_for(BODY["legs"] * 150)
+    q = champion.model.predict_quantiles(day)
+    keys = {name: np.full(len(q), "elsewhere", dtype=object) for name in online.OnlineConfig().layers}
+    blank = online.OnlineState(int(champion.version), champion.model.quantiles)
+    state = online.update(blank, online.CompletedDay("2026-01-20", q[:, 3] * 1.5, q, keys))
+    try:
+        store.write("eta-model", state)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            answer = polling_client.post("/eta", json=BODY).json()
+            if answer["model"]["online_calibration"]:
+                break
+            time.sleep(0.1)
+        assert answer["model"]["online_calibration"] == state.describe()
+        expected = champion.model.predict_quantiles(legs_frame_for(BODY["legs"]), state)
+        medians = [leg["median_s"] for leg in answer["legs"]]
+        assert medians == [round(float(v), 1) for v in expected[:, 3]]
+        assert medians != [leg["median_s"] for leg in first["legs"]]
+    finally:
+        shutil.rmtree(store.root, ignore_errors=True)
