@@ -55,7 +55,7 @@ results: install
 	$(VENV)/bin/python benchmarks/update_readme.py
 
 benchmark-serving: install
-	$(VENV)/bin/python benchmarks/serving_load.py --synthetic --compare-batching --compare-trees
+	$(VENV)/bin/python benchmarks/serving_load.py --synthetic --compare-batching
 	$(VENV)/bin/python benchmarks/update_readme.py
 
 benchmark-models: install

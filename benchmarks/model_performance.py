@@ -10,7 +10,6 @@ machine is shared, so the load average is printed with the figures.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import statistics
 import sys
@@ -26,7 +25,6 @@ from features.aggregates import AggregateTable
 from features.build import build_features
 from features.spec import FeatureSpec
 from features.throughput import pandas_baseline
-from models import compiled
 from models.bundle import feature_matrix
 from models.train import TrainConfig, train_eta_model
 
@@ -109,20 +107,6 @@ def main(n: int) -> None:
         lines.append(
             f"| per leg, batch of {batch:,}: model compute (7 quantiles + calibration) / with features | "
             f"{compute / batch * 1e6:,.1f} us / {whole / batch * 1e6:,.1f} us | <= 10 us batched |"
-        )
-        print(lines[-1], flush=True)
-    # the same trees compiled to native code (what the service switches to once they are ready)
-    started = time.perf_counter()
-    boosters = len(compiled.missing_objects(model.regressor))
-    faster = dataclasses.replace(model, regressor=compiled.compile_now(model.regressor, nice=0))
-    compile_s = time.perf_counter() - started
-    for batch in (1, 1000):
-        f = features.head(batch)
-        compute = median_seconds(lambda f=f: faster.predict_from_features(f), 50 if batch == 1 else 20)
-        lines.append(
-            f"| per leg, batch of {batch:,}: model compute with compiled trees (lleaves; {boosters} of "
-            f"{len(model.regressor.boosters)} boosters compiled in {compile_s:.0f} s, the others from the cache) "
-            f"| {compute / batch * 1e6:,.1f} us | <= 10 us batched |"
         )
         print(lines[-1], flush=True)
     out = ROOT / "results" / "model_performance.md"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import os
 import signal
@@ -254,9 +253,8 @@ def stage_breakdown(legs: list[dict[str, object]]) -> list[dict[str, object]]:
     """Median milliseconds of each stage of /eta, in process, for 1 and 1,000 legs."""
     from pydantic import TypeAdapter
 
-    from models import compiled
     from serving.config import ServingConfig
-    from serving.frames import legs_frame
+    from serving.frames import legs_frame, model_input
     from serving.intervals import legs_json
     from serving.model_source import ModelHolder, RegistrySource
     from serving.schemas import EtaRequest
@@ -264,22 +262,22 @@ def stage_breakdown(legs: list[dict[str, object]]) -> list[dict[str, object]]:
     holder = ModelHolder(RegistrySource("eta-model", "champion"), tree_threads=ServingConfig().tree_threads)
     holder.load_initial()
     model = holder.current.model
-    # normally a cache hit: the server compiled these trees into the same ETA_HOME
-    faster = dataclasses.replace(model, regressor=compiled.compile_now(model.regressor))
     rows = []
     for n in (1, 1000):
         raw = json.dumps({"legs": legs[:n]}).encode()
         request = TypeAdapter(EtaRequest).validate_json(raw)
-        frame = legs_frame(request.legs, [leg.departure_time for leg in request.legs])
-        features = model.features(frame)
+        departures = [leg.departure_time for leg in request.legs]
+        frame = legs_frame(request.legs, departures)
+        given = model_input(request.legs, departures)  # live legs below LIVE_MAX_LEGS, a frame above
+        features = model.features(given)
         q = model.predict_from_features(features)
         starts = frame["start_ts"].dt.epoch("us").to_numpy() / 1e6
         stages = {
             "parse + validate JSON": lambda raw=raw: TypeAdapter(EtaRequest).validate_json(raw),
-            "legs -> frame": lambda r=request: legs_frame(r.legs, [leg.departure_time for leg in r.legs]),
-            "features (features.build_features)": lambda f=frame: model.features(f),
-            "boosters + conformal (LightGBM trees)": lambda f=features: model.predict_from_features(f),
-            "boosters + conformal (compiled trees)": lambda f=features: faster.predict_from_features(f),
+            "legs -> model input": lambda r=request, d=departures: model_input(r.legs, d),
+            "features, as served (live below 500 legs, polars above)": lambda g=given: model.features(g),
+            "features, polars executor": lambda f=frame: model.features(f),
+            "boosters + conformal": lambda f=features: model.predict_from_features(f),
             "answer, written as JSON (intervals, arrival clocks)": lambda q=q, s=starts, n=n: legs_json(
                 q, model.quantiles, [0.8, 0.9], s, [NAIROBI] * n, [None] * n
             ),
@@ -352,24 +350,7 @@ def direct_ready_seconds(env: dict[str, str], workdir: Path) -> float:
         return round(ready_s, 1)
 
 
-def wait_for_compiled_trees(url: str, headers: dict[str, str], limit_s: float = 900.0) -> float | None:
-    """Seconds until the service answers with compiled trees (None: it never did, or does not compile)."""
-    started = time.monotonic()
-    while time.monotonic() - started < limit_s:
-        status = httpx.post(f"{url}/admin/status", json={}, headers=headers, timeout=30).json()
-        if status["model"].get("trees") == "compiled":
-            return time.monotonic() - started
-        if status["model"].get("trees") != "lightgbm" or os.environ.get("ETA_SERVE_COMPILE_TREES") in (
-            "0",
-            "false",
-        ):
-            return None
-        time.sleep(1.0)
-    return None
-
-
 def markdown(report: dict) -> str:
-    compiled = report.get("seconds_to_compiled_trees")
     lines = [
         f"{report['cores']} cores, load average {report['load_average_at_start']} at start (shared machine); "
         f"ready {report.get('seconds_to_ready', '?')} s after `eta serve` started"
@@ -377,11 +358,6 @@ def markdown(report: dict) -> str:
             f" (`bentoml serve` itself: {report['seconds_to_ready_direct']} s; the built Bento, model carried "
             f"and no registry: {report['seconds_to_ready_bento']} s)"
             if report.get("seconds_to_ready_bento")
-            else ""
-        )
-        + (
-            f", compiled trees answering {compiled} s after start (the rows below use them)"
-            if compiled
             else ""
         ),
         "",
@@ -435,22 +411,11 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
         with served(env, workdir / "server.log") as (url, ready_s):
             report["seconds_to_ready"] = round(ready_s, 1)
             print(f"ready after {ready_s:.1f} s", flush=True)
-            compiled_s = wait_for_compiled_trees(url, headers)
-            report["seconds_to_compiled_trees"] = (
-                round(ready_s + compiled_s, 1) if compiled_s is not None else None
-            )
-            print(f"compiled trees answering {report['seconds_to_compiled_trees']} s after start", flush=True)
             run_all(url, scenarios(legs, args.quick))
         report["seconds_to_ready_direct"] = direct_ready_seconds(env, workdir)
         print(f"`bentoml serve` itself was ready after {report['seconds_to_ready_direct']} s", flush=True)
         report["seconds_to_ready_bento"] = bento_ready_seconds(env, workdir)
         print(f"the built Bento was ready after {report['seconds_to_ready_bento']} s", flush=True)
-        if args.compare_trees:
-            with served({**env, "ETA_SERVE_COMPILE_TREES": "false"}, workdir / "server_lgb.log") as (url, _):
-                lightgbm = [
-                    s for s in scenarios(legs, args.quick) if "sequential" in s[0] and "livez" not in s[0]
-                ]
-                run_all(url, [(f"{s[0]}, LightGBM trees", *s[1:]) for s in lightgbm])
         if args.compare_batching:
             with served({**env, "ETA_SERVE_BATCHING": "false"}, workdir / "server_nobatch.log") as (url, _):
                 concurrent = [s for s in scenarios(legs, args.quick) if "16 clients" in s[0]]
@@ -468,9 +433,6 @@ def main() -> None:
     parser.add_argument("--synthetic", action="store_true", help="train a small champion in a temp ETA_HOME")
     parser.add_argument("--quick", action="store_true", help="a quarter of the requests and seconds")
     parser.add_argument("--compare-batching", action="store_true", help="rerun 16 clients with batching off")
-    parser.add_argument(
-        "--compare-trees", action="store_true", help="rerun the sequential rows on LightGBM trees"
-    )
     parser.add_argument("--no-breakdown", action="store_true", help="skip the in-process stage timings")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -487,7 +449,6 @@ def main() -> None:
             for flag, on in (
                 ("--quick", args.quick),
                 ("--compare-batching", args.compare_batching),
-                ("--compare-trees", args.compare_trees),
             )
             if on
         )

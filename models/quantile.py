@@ -36,10 +36,9 @@ class QuantileRegressor(Protocol):
     def save(self, directory: Path) -> None: ...
 
 
-PARALLEL_PREDICT_ROWS = 10_000  # from here each booster runs on params.num_threads (OpenMP / lleaves)
-# From here to PARALLEL_PREDICT_ROWS the boosters run side by side, one thread each (the tree code
-# releases the GIL). Measured on 2 cores, 7 boosters over 1,000 rows: compiled 15.8 -> 9.8 ms, LightGBM
-# 67.7 -> 43.7 ms; at 100 rows it is a wash and below it the hand-over costs more than it saves.
+PARALLEL_PREDICT_ROWS = 10_000  # from here each booster runs on params.num_threads (OpenMP)
+# From here to PARALLEL_PREDICT_ROWS the boosters run side by side, one thread each (LightGBM releases the
+# GIL): at 1,000 rows it saves about a third; below a few hundred the hand-over costs more than it saves.
 BOOSTERS_SIDE_BY_SIDE_ROWS = 256
 _side_by_side: dict[int, ThreadPoolExecutor] = {}
 _side_by_side_lock = threading.Lock()
@@ -52,9 +51,6 @@ def booster_pool(threads: int) -> ThreadPoolExecutor:
         if pool is None:
             pool = _side_by_side[threads] = ThreadPoolExecutor(threads, thread_name_prefix="eta-trees")
         return pool
-
-
-ZERO_FLUSH = 1e-30  # compiled trees get inputs this small as 0.0, as LightGBM itself reads them
 
 
 @dataclass
@@ -91,8 +87,6 @@ class LightGBMQuantile:
     feature_names: list[str] | None = None
     boosters: dict[float, object] = field(default_factory=dict)
     kind: str = "lightgbm"
-    # the same trees as native code (models.compiled), used instead of `boosters` when set
-    compiled: dict[float, object] | None = None
 
     def _lgb_params(self, alpha: float, n_rows: int) -> dict[str, object]:
         p = self.params
@@ -156,18 +150,9 @@ class LightGBMQuantile:
         cost more than a few rows of trees, and on a busy machine a 1-leg predict with 2 threads took ~50 ms.
         From BOOSTERS_SIDE_BY_SIDE_ROWS rows, those one-thread boosters run side by side instead."""
         threads = self.params.num_threads if len(X) >= PARALLEL_PREDICT_ROWS else 1
-        compiled = self.compiled  # read once: one batch never mixes the two implementations
-        if compiled is not None:
-            X = np.asarray(X, dtype=np.float64)  # lleaves would convert it once per booster
-            # LightGBM reads |x| <= 1e-35 as zero (its kZeroThreshold); lleaves only an exact 0.0
-            X = np.where(np.abs(X) < ZERO_FLUSH, 0.0, X)
 
-            def trees(q: float) -> np.ndarray:
-                return compiled[q].predict(X, n_jobs=threads)
-        else:
-
-            def trees(q: float) -> np.ndarray:
-                return self.boosters[q].predict(X, num_threads=threads)
+        def trees(q: float) -> np.ndarray:
+            return self.boosters[q].predict(X, num_threads=threads)
 
         if threads == 1 and self.params.num_threads > 1 and len(X) >= BOOSTERS_SIDE_BY_SIDE_ROWS:
             pool = booster_pool(self.params.num_threads)

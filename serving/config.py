@@ -34,18 +34,13 @@ class ServingConfig(BaseModel):
     max_stops: int = Field(200, ge=1, description="Most stops one /route_eta request may carry.")
     max_body_bytes: int = Field(4_000_000, ge=1024, description="Larger request bodies get 413.")
     batching: bool = Field(True, description="Coalesce concurrent requests into one model call.")
-    compile_trees: bool = Field(
-        True,
-        description="Compile a LightGBM model's trees to native code (lleaves) in a background process and "
-        "switch to them once they reproduce LightGBM: the same answers, faster batches.",
-    )
     max_batch_legs: int = Field(2000, ge=1, description="Most legs the micro-batcher puts in one call.")
     tree_threads: int = Field(
         2,
         ge=1,
         le=64,
-        description="Threads a LightGBM model's call may use: from 256 legs its boosters run side by side "
-        "(1,000 legs on 2 cores: 15.8 -> 9.8 ms compiled); 1 runs them one after another.",
+        description="Threads a LightGBM model's call may use: from 256 legs its boosters run side by side; "
+        "1 runs them one after another.",
     )
     trace_model_endpoints: bool = Field(
         False,

@@ -8,10 +8,7 @@ compute, so a swap never mixes versions within a response.
 
 from __future__ import annotations
 
-import importlib
 import logging
-import subprocess
-import sys
 import threading
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -159,62 +156,18 @@ def probe(model: EtaModel) -> np.ndarray:
     return q
 
 
-# what LightGBM and lleaves import whenever installed, and serving never uses
-OPTIONAL_EXTRAS = ("sklearn", "pandas")
-
-
-def import_tree_libraries() -> None:
-    """Import LightGBM and lleaves without their optional scikit-learn and pandas integrations.
-
-    Both libraries import scikit-learn and pandas whenever they are installed, for estimators and data
-    frames the service never uses (it hands `lightgbm.Booster` and lleaves numpy arrays), and scikit-learn
-    brings scipy.stats: measured on 2 cores, 4.6 s to import LightGBM with them, 2.2 s for LightGBM and
-    lleaves without. While the two are imported, each extra that is not imported yet is marked as not
-    installed (a None entry in `sys.modules`, Python's own way: its import raises ImportError), and
-    unmarked afterwards, so it can still be imported later (mlflow does import pandas). In this process the
-    two libraries' scikit-learn and pandas helpers then report those as missing.
-    """
-    if "lightgbm" in sys.modules:
-        return
-    blocked = [name for name in OPTIONAL_EXTRAS if name not in sys.modules]
-    for name in blocked:
-        sys.modules[name] = None  # type: ignore[assignment]
-    try:
-        importlib.import_module("lightgbm")
-        importlib.import_module("lleaves")
-    except ImportError:  # a version that needs them after all: import it the usual way below
-        for name in [m for m in sys.modules if m.split(".")[0] in ("lightgbm", "lleaves")]:
-            del sys.modules[name]
-    finally:
-        for name in blocked:
-            if sys.modules.get(name, False) is None:
-                del sys.modules[name]
-    importlib.import_module("lightgbm")
-
-
 class ModelHolder:
     """The served model; `refresh()` loads a new version beside the old one and swaps the reference.
-
-    With `compile_trees`, each LightGBM model served is then compiled to native code in the background
-    (`models.compiled`) and swapped in the same way, same version, once it reproduces LightGBM. A LightGBM
-    model is served with `tree_threads` threads (its boosters side by side on larger batches)."""
+    A LightGBM model is served with `tree_threads` threads (its boosters side by side on larger batches)."""
 
     def __init__(
-        self,
-        source: ModelSource,
-        compile_trees: bool = False,
-        tree_threads: int = 1,
-        online_store: StateStore | None = None,
+        self, source: ModelSource, tree_threads: int = 1, online_store: StateStore | None = None
     ) -> None:
         self.source = source
         self.online_store = online_store
-        self.compile_trees = compile_trees
         self.tree_threads = tree_threads
         self._current: LoadedModel | None = None
         self._refresh_lock = threading.Lock()  # one load at a time; readers never wait on it
-        self._compilers: list[subprocess.Popen] = []
-        self._stopped = False
-        self.compile_threads: list[threading.Thread] = []
 
     @property
     def current(self) -> LoadedModel:
@@ -245,51 +198,10 @@ class ModelHolder:
             model = replace(model, regressor=replace(model.regressor, params=params))
         loaded = self._with_online(LoadedModel(model, loaded.info.model_copy(update={"trees": kind})))
         self._current = loaded  # one reference assignment: requests see the old or the new model, whole
-        if self.compile_trees and kind == "lightgbm" and not self._stopped:
-            thread = threading.Thread(
-                target=self._compile_then_swap, args=(loaded,), name=f"compile-v{loaded.version}", daemon=True
-            )
-            self.compile_threads.append(thread)
-            thread.start()
         return loaded
 
-    def _compile_then_swap(self, loaded: LoadedModel) -> None:
-        from models import compiled
-
-        try:
-            todo = compiled.missing_objects(loaded.model.regressor)
-            if todo:
-                with self._refresh_lock:
-                    if self._stopped:
-                        return
-                    compiler = compiled.start_compiler(todo)
-                    self._compilers.append(compiler)
-                logger.info(
-                    "compiling the trees of v%s in the background (%d boosters)", loaded.version, len(todo)
-                )
-                compiled.wait_compiler(compiler)
-            faster = replace(loaded.model, regressor=compiled.compiled_regressor(loaded.model.regressor))
-            probe(faster)
-        except Exception as exc:  # the model keeps serving on LightGBM
-            logger.warning("v%s stays on LightGBM trees: %s", loaded.version, exc)
-            return
-        with self._refresh_lock:
-            if self._current is loaded and not self._stopped:
-                current = self._current
-                self._current = replace(
-                    current, model=faster, info=current.info.model_copy(update={"trees": "compiled"})
-                )
-                logger.info("v%s now answers with compiled trees", loaded.version)
-
     def stop(self) -> None:
-        """Stop a running compiler (the service is shutting down)."""
-        with self._refresh_lock:
-            self._stopped = True
-            compilers = list(self._compilers)
-        for compiler in compilers:
-            if compiler.poll() is None:
-                compiler.kill()
-                compiler.wait()
+        """Nothing runs in the background of the holder itself (kept for the service's shutdown)."""
 
     def _with_online(self, loaded: LoadedModel, state: OnlineState | None = None) -> LoadedModel:
         """`loaded` with the newest online state of its version (or `state`), and its answers saying so."""

@@ -169,7 +169,7 @@ class ModelInfo(BaseModel):
     run_id: str | None = None
     trees: str | None = Field(
         None,
-        description="what evaluates the trees: lightgbm, xgboost, or compiled (the same trees as native code)",
+        description="the boosters' library: lightgbm or xgboost",
     )
     online_calibration: dict | None = Field(
         None,

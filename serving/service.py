@@ -114,13 +114,10 @@ class EtaService:
         # first the source: a registry source starts its sidecar, which imports mlflow on the other core
         # while this process imports the model code and the tree libraries
         source = choose_source(self.config, EtaService.bento)
-        from serving.model_source import ModelHolder, import_tree_libraries
+        from serving.model_source import ModelHolder
         from serving.predictor import EtaPredictor
 
-        import_tree_libraries()
-        self.holder = ModelHolder(
-            source, self.config.compile_trees, self.config.tree_threads, online_store(self.config)
-        )
+        self.holder = ModelHolder(source, self.config.tree_threads, online_store(self.config))
         self.holder.load_initial()
         self.predictor = EtaPredictor(self.holder, self.config)
 

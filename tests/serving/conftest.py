@@ -45,7 +45,6 @@ def serving_home(_isolated_eta_home: Path, tmp_path_factory: pytest.TempPathFact
     os.environ["ETA_HOME"] = str(root / "eta_home")
     os.environ["BENTOML_HOME"] = str(root / "bentoml")
     os.environ["ETA_SERVE_POLL_SECONDS"] = "0"  # tests swap models explicitly (or turn polling on)
-    os.environ["ETA_SERVE_COMPILE_TREES"] = "0"  # no background compilers; the tests that want one say so
     os.environ["BENTOML_CONFIG_OVERRIDES"] = NO_METRICS
     yield root
     for key in [*ISOLATED_ENV, *(k for k in os.environ if k.startswith("ETA_SERVE_"))]:

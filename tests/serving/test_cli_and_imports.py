@@ -8,7 +8,6 @@ from typer.testing import CliRunner
 from data_contracts.home import PROJECT_ROOT
 from eta_cli.main import app
 from eta_cli.serving_commands import _is_loopback
-from models import compiled
 from tests.serving.servers import python_output
 
 
@@ -62,34 +61,6 @@ def test_the_service_does_not_import_what_it_does_not_need() -> None:
     for heavy in ("evidently", "dagster", "mlflow", "matplotlib", "pandas", "polars", "numpy", "lightgbm"):
         assert f"'{heavy}'" not in loaded
     assert "'bentoml'" in loaded
-
-
-def test_the_tree_libraries_load_without_their_scikit_learn_and_pandas_extras(tmp_path) -> None:
-    """What a serving worker imports for its boosters; scikit-learn and pandas still import afterwards, and
-    compiled trees are still checked against LightGBM (the check rows no longer need pandas)."""
-    code = f"""
-from serving.model_source import import_tree_libraries
-import_tree_libraries()
-print('not imported:', [m for m in ('sklearn', 'pandas', 'scipy.stats') if m not in sys.modules])
-import numpy as np
-from models import compiled
-from models.quantile import BoostingParams, LightGBMQuantile
-rng = np.random.default_rng(0)
-X = rng.normal(size=(600, 3)); y = X[:, 0] + rng.normal(0, 0.2, 600)
-params = BoostingParams(num_leaves=7, median_rounds=5, spread_rounds=3, num_threads=1)
-model = LightGBMQuantile(quantiles=(0.1, 0.5, 0.9), params=params).fit(X[:500], y[:500], X[500:], y[500:])
-cache = {str(tmp_path)!r}
-compiled.wait_compiler(compiled.start_compiler(compiled.missing_objects(model, __import__('pathlib').Path(cache))))
-faster = compiled.compiled_regressor(model, __import__('pathlib').Path(cache))
-print('compiled gap:', float(np.max(np.abs(faster.predict(X) - model.predict(X)))))
-import pandas, sklearn.base
-"""
-    loaded = _modules_after(code)
-    assert "not imported: ['sklearn', 'pandas', 'scipy.stats']" in loaded
-    gap = float(loaded.split("compiled gap:")[1].split()[0])
-    assert gap <= compiled.CHECK_TOLERANCE
-    assert "'pandas'" in loaded  # both import as usual afterwards
-    assert "'sklearn'" in loaded
 
 
 def test_the_model_endpoints_skip_tracing_unless_asked() -> None:

@@ -56,41 +56,6 @@ def test_configuration_from_the_environment() -> None:
         ServingConfig.from_env({"ETA_SERVE_POLL_SECONDS": "-1"})
 
 
-def test_compiled_trees_are_swapped_in_with_the_same_answers(champion) -> None:
-    """The holder serves LightGBM at once, compiles in a background process, then swaps in the native
-    trees for the same version; the original model object is never changed."""
-    from serving.frames import probe_frame
-
-    holder = ModelHolder(InMemorySource(models={"1": champion.model}, version="1"), compile_trees=True)
-    first = holder.load_initial()
-    assert first.info.trees == "lightgbm"
-    for thread in holder.compile_threads:
-        thread.join(timeout=900)
-    now = holder.current
-    assert (now.version, now.info.trees) == ("1", "compiled")
-    assert now.model is not champion.model
-    assert champion.model.regressor.compiled is None
-    legs = probe_frame()
-    np.testing.assert_allclose(
-        now.model.predict_quantiles(legs), champion.model.predict_quantiles(legs), rtol=1e-12
-    )
-
-
-def test_stopping_the_holder_stops_its_compiler(challenger) -> None:
-    import time
-
-    holder = ModelHolder(InMemorySource(models={"2": challenger.model}, version="2"), compile_trees=True)
-    holder.load_initial()
-    deadline = time.monotonic() + 60
-    while not holder._compilers and time.monotonic() < deadline:
-        time.sleep(0.05)
-    holder.stop()
-    for thread in holder.compile_threads:
-        thread.join(timeout=60)
-    assert holder._compilers[0].returncode != 0  # killed, not finished
-    assert holder.current.info.trees == "lightgbm"
-
-
 def test_a_lightgbm_model_is_served_with_the_configured_tree_threads(champion) -> None:
     source = InMemorySource(models={"1": champion.model}, version="1")
     assert champion.model.regressor.params.num_threads == 1  # as loaded from the registry

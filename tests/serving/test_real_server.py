@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import time
 from pathlib import Path
 
 import httpx
@@ -20,16 +19,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server(champion, tmp_path_factory):
-    """The real server, compiling the champion's trees in the background as it does by default."""
+    """The real server, started by `eta serve`."""
     log = tmp_path_factory.mktemp("server") / "bentoml.log"
-    env = server_env(ETA_SERVE_COMPILE_TREES="1")
+    env = server_env()
     with eta_serve(PROJECT_ROOT, env, log) as running:
         yield running
-
-
-def _without_trees(answer: dict) -> dict:
-    """An answer without `model.trees`: the server may already answer with its compiled trees."""
-    return {**answer, "model": {k: v for k, v in answer["model"].items() if k != "trees"}}
 
 
 def test_probes_and_metrics(server) -> None:
@@ -62,7 +56,7 @@ def test_answers_match_the_in_process_app(server, client) -> None:
     for path, body in (("/eta", ETA_BODY), ("/delivery_window", {"leg": leg_json()}), ("/route_eta", ROUTE)):
         real = httpx.post(f"{server.url}{path}", json=body, timeout=30)
         assert real.status_code == 200, real.text
-        assert _without_trees(real.json()) == _without_trees(client.post(path, json=body).json())
+        assert real.json() == client.post(path, json=body).json()
 
 
 def test_a_pickle_payload_is_refused(server) -> None:
@@ -81,19 +75,3 @@ def test_bad_input_is_a_4xx_and_the_server_keeps_serving(server) -> None:
     assert response.status_code == 400
     assert response.json()["detail"][0]["loc"] == ["legs", 0, "origin_lat"]
     assert httpx.post(f"{server.url}/eta", json=ETA_BODY, timeout=30).status_code == 200
-
-
-def test_compiled_trees_take_over_with_the_same_answers(server, client) -> None:
-    """The server starts on LightGBM, compiles the trees in a background process, then switches to them;
-    the answers stay those of the in-process app (which never compiles)."""
-    deadline = time.monotonic() + 600
-    status = httpx.post(f"{server.url}/admin/status", json={}, timeout=30).json()
-    while status["model"]["trees"] != "compiled" and time.monotonic() < deadline:
-        time.sleep(2)
-        status = httpx.post(f"{server.url}/admin/status", json={}, timeout=30).json()
-    assert status["model"]["trees"] == "compiled", server.log.read_text()[-3000:]
-    assert client.post("/admin/status", json={}).json()["model"]["trees"] == "lightgbm"
-    for path, body in (("/eta", ETA_BODY), ("/delivery_window", {"leg": leg_json()}), ("/route_eta", ROUTE)):
-        real = httpx.post(f"{server.url}{path}", json=body, timeout=30).json()
-        assert real["model"]["trees"] == "compiled"
-        assert _without_trees(real) == _without_trees(client.post(path, json=body).json())
