@@ -69,12 +69,10 @@ class LiveFeatures:
 
     def matrix(self, names: list[str]) -> np.ndarray:
         """Model inputs as float32 (absent values are NaN), as `models.bundle.feature_matrix` gives them."""
-        out = np.empty((self.height, len(names)), dtype=np.float32)
-        for j, name in enumerate(names):
-            column = self.values[name].astype(np.float32)
-            column[~self.present[name]] = np.nan
-            out[:, j] = column
-        return out
+        values = np.column_stack([self.values[name] for name in names]).astype(np.float32)
+        present = np.column_stack([self.present[name] for name in names])
+        values[~present] = np.nan
+        return values
 
 
 class LivePlan:

@@ -28,9 +28,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 ANY = "*"  # the group of a layer that has one group only
-NO_PROFILE = (
-    "none"  # the profile of a leg without any of the optional inputs (and of a calibration without profiles)
-)
+SMALL_BATCH = 64  # up to this many legs, layer offsets are looked up leg by leg
+# the profile of a leg without any of the optional inputs (and of a calibration without profiles)
+NO_PROFILE = "none"
 SPACES = ("seconds", "log")
 LAYER_NAMES = (
     "distance",
@@ -148,11 +148,12 @@ class Layer:
 
     def offsets_for(self, keys: np.ndarray, k: int) -> np.ndarray:
         """(n, k): each leg's group offsets, zero for a group without its own."""
-        out = np.zeros((len(keys), k))
         if not self.offsets:
-            return out
-        groups, inverse = np.unique(np.asarray(keys, dtype=object).astype(str), return_inverse=True)
+            return np.zeros((len(keys), k))
         zero = [0.0] * k
+        if len(keys) <= SMALL_BATCH:  # a live request: a dictionary lookup per leg beats sorting the keys
+            return np.array([self.offsets.get(str(key), zero) for key in keys], dtype=float).reshape(-1, k)
+        groups, inverse = np.unique(np.asarray(keys, dtype=object).astype(str), return_inverse=True)
         table = np.array([self.offsets.get(str(group), zero) for group in groups], dtype=float)
         return table[inverse.reshape(-1)]
 
@@ -178,7 +179,7 @@ class ConformalCalibration:
         profiles = np.asarray(keys.get("profile", np.full(n, NO_PROFILE, dtype=object)), dtype=object).astype(
             str
         )
-        for profile in np.unique(profiles):
+        for profile in set(profiles.tolist()):
             rows = np.flatnonzero(profiles == profile)
             for layer in self.stacks.get(profile) or self.stacks[self.fallback_profile]:
                 if layer.name == "global":
