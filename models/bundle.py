@@ -21,6 +21,7 @@ from features.live import LiveFeatures, LiveLegs, live_features
 from features.plans import cached_stages
 from features.spec import FeatureSpec
 from models.conformal import CalibrationConfig, ConformalCalibration, profile_key
+from models.enroute import EnrouteCalibration
 from models.metrics import level_pair
 from models.online import OnlineState
 from models.online import apply as online_apply
@@ -121,6 +122,7 @@ class EtaModel:
     regressor: object
     calibration: ConformalCalibration
     meta: dict = field(default_factory=dict)
+    enroute: EnrouteCalibration | None = None  # legs in progress (models.enroute)
 
     @property
     def quantiles(self) -> list[float]:
@@ -156,6 +158,8 @@ class EtaModel:
         self.regressor.save(directory / "boosters")
         (directory / "conformal.json").write_text(json.dumps(self.calibration.to_dict(), indent=2))
         (directory / "model_meta.json").write_text(json.dumps(self.meta, indent=2, default=str))
+        if self.enroute is not None:
+            (directory / "enroute.json").write_text(json.dumps(self.enroute.to_dict(), indent=2))
         return directory
 
     @classmethod
@@ -169,6 +173,9 @@ class EtaModel:
                 json.loads((directory / "conformal.json").read_text())
             ),
             meta=json.loads((directory / "model_meta.json").read_text()),
+            enroute=EnrouteCalibration.from_dict(json.loads((directory / "enroute.json").read_text()))
+            if (directory / "enroute.json").exists()
+            else None,
         )
 
 

@@ -29,6 +29,7 @@ from features.spec import FeatureSpec
 from models import baselines
 from models.bundle import EtaModel, calibration_keys, caller_inputs, distance_band, feature_matrix
 from models.conformal import CalibrationConfig, fit_conformal
+from models.enroute import enroute_metrics, fit_enroute
 from models.metrics import DEFAULT_LEVELS, MIN_SEGMENT_TRIPS, segment_coverage, summary_metrics
 from models.quantile import DEFAULT_QUANTILES, BoostingParams, QuantileRegressor, make_regressor, qtag
 
@@ -278,7 +279,11 @@ def calibrate(
     raw = regressor.predict(feature_matrix(features, spec))
     y = np.tile(cal_legs["duration_s"].to_numpy(), len(hidden_sets))
     keys = calibration_keys(features, spec, config)
-    return fit_conformal(y, raw, regressor.quantiles, keys, config)
+    calibration = fit_conformal(y, raw, regressor.quantiles, keys, config)
+    # legs in progress are calibrated on the legs as they were sent (the first copy hides nothing)
+    sent = slice(0, cal_legs.height)
+    q_sent = calibration.apply(raw[sent], {name: v[sent] for name, v in keys.items()})
+    return calibration, fit_enroute(q_sent, y[sent], regressor.quantiles)
 
 
 @dataclass
@@ -303,7 +308,7 @@ def fit_model(
     stop_days = fit_days[max(1, int(len(fit_days) * (1 - config.early_stopping_share))) :]
     regressor, fit_features = fit_boosters(fit_legs, key, stop_days, spec, config)
     cal_aggregates = frozen_after(fit_legs, spec)
-    calibration = calibrate(regressor, cal_legs, cal_aggregates, spec, config.calibration)
+    calibration, enroute = calibrate(regressor, cal_legs, cal_aggregates, spec, config.calibration)
     served = frozen_after(pl.concat([fit_legs, cal_legs]), spec)
     behind, ahead = snapshot_trips(cal_aggregates), snapshot_trips(served)
     if behind < config.thin_snapshot_share * ahead:
@@ -312,7 +317,9 @@ def fit_model(
             f"{behind / max(ahead, 1):.0%} of the {ahead} the model serves with (a gap in the data before "
             "them?): their conformal offsets may not fit the legs it serves"
         )
-    model = EtaModel(spec=spec, aggregates=served, regressor=regressor, calibration=calibration)
+    model = EtaModel(
+        spec=spec, aggregates=served, regressor=regressor, calibration=calibration, enroute=enroute
+    )
     return Fitted(model, fit_legs, fit_features, cal_legs)
 
 
@@ -384,6 +391,7 @@ def train_eta_model(trips: pl.DataFrame, config: TrainConfig | None = None) -> T
         metrics[f"segment_{name}_worst_gap_80"] = float(table_["abs_gap"].max()) if table_.height else 0.0
         metrics[f"segment_{name}_count"] = float(table_.height)
     metrics.update(profile_metrics(evaluated, test, f_test, config))
+    metrics.update(enroute_metrics(evaluated.enroute, q_test, y_test))
     for layer, groups in evaluated.calibration.summary().items():
         metrics[f"calibration_{layer}_groups"] = float(groups)
     clock.lap("evaluate")
