@@ -29,6 +29,7 @@ from models.conformal import conformal_offset, interval_pairs
 
 CHECKPOINTS: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)  # elapsed / predicted median, calibrated at
 PROMISE_LEVELS: tuple[float, ...] = (0.8, 0.9)  # promises at these windows' ends calibrate the late risk
+MIN_REMAINING_S = 1.0  # no remaining quantile is shorter (a window is interpolated in log-seconds)
 TAIL_TAU = 1 - 1e-4  # expected lateness integrates the quantile function up to this level
 GRID = 400  # points of that integral
 
@@ -86,7 +87,7 @@ def remaining_quantiles(q: np.ndarray, quantiles: Sequence[float], elapsed: np.n
     f = np.where(elapsed > 0, cdf(q, quantiles, elapsed), 0.0)
     levels = f[:, None] + np.asarray(quantiles)[None, :] * (1 - f[:, None])
     total = quantile(q, quantiles, levels)
-    return np.maximum(total - elapsed[:, None], 0.0)
+    return np.maximum(total - elapsed[:, None], MIN_REMAINING_S)
 
 
 def late_probability(
@@ -108,6 +109,9 @@ def expected_lateness(
     """E[(T - promised)+ | T > elapsed] in seconds: the quantile function integrated above the promise
     (up to TAIL_TAU: the power-law tail of a wide leg may have no finite mean)."""
     elapsed = np.maximum(np.asarray(elapsed, dtype=float), 0.0)
+    already = np.maximum(
+        elapsed - np.asarray(promised, dtype=float), 0.0
+    )  # late by now, for a passed promise
     promised = np.maximum(np.asarray(promised, dtype=float), elapsed)
     f_e = np.where(elapsed > 0, cdf(q, quantiles, elapsed), 0.0)
     f_m = np.minimum(cdf(q, quantiles, promised), TAIL_TAU)
@@ -116,7 +120,7 @@ def expected_lateness(
     u = u_low[:, None] + np.linspace(0.0, 1.0, GRID + 1)[None, :] * (u_top - u_low)[:, None]
     over = np.maximum(quantile(q, quantiles, -np.expm1(-u)) - promised[:, None], 0.0) * np.exp(-u)
     integral = np.trapezoid(over, u, axis=1)
-    return integral / np.maximum(1 - f_e, 1e-12)
+    return already + integral / np.maximum(1 - f_e, 1e-12)
 
 
 @dataclass
@@ -140,7 +144,7 @@ class EnrouteCalibration:
         raw = remaining_quantiles(q, self.quantiles, elapsed)
         median = q[:, len(self.quantiles) // 2]
         shift = np.asarray(self.offsets, dtype=float)[self.checkpoint_of(elapsed, median)]
-        return np.maximum(np.sort(raw + shift, axis=1), 0.0)
+        return np.maximum(np.sort(raw + shift, axis=1), MIN_REMAINING_S)
 
     def risk(self, q: np.ndarray, elapsed: np.ndarray, promised: np.ndarray) -> np.ndarray:
         """Calibrated probability of ending after `promised`."""

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 ENV_PREFIX = "ETA_SERVE_"
 API_KEY_HEADER = "x-api-key"
-MODEL_ENDPOINTS = ("/eta", "/delivery_window", "/route_eta")
+MODEL_ENDPOINTS = ("/eta", "/delivery_window", "/route_eta", "/exception_risk")
 
 
 class ServingConfig(BaseModel):

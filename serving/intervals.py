@@ -89,27 +89,31 @@ def legs_json(
     departures_s: np.ndarray,
     zones: Sequence[str],
     leg_ids: Sequence[str | None],
+    elapsed: Sequence[float | None] | None = None,
 ) -> bytes:
     """The answer's `legs` array as JSON: per leg, the median, all quantiles and each level's lower/upper
     seconds and arrival clock times.
 
-    `departures_s` are the legs' departures in (fractional) seconds since the epoch."""
+    `departures_s` are the moments the seconds count from (fractional seconds since the epoch): the
+    departure, or departure + elapsed for a leg in progress (`elapsed`, echoed; None for a fresh leg)."""
+    elapsed = list(elapsed) if elapsed is not None else [None] * len(zones)
     taus = [0.5, *(tau for level in levels for tau in interval_taus(quantiles, level))]
     offsets = np.round(quantiles_at(q_pred, quantiles, taus), SECONDS_DECIMALS)  # median, lo, hi, lo, hi...
     arrivals = np.round(np.asarray(departures_s, dtype=float)[:, None] + offsets).astype(np.int64)
     quantile_rows = np.round(q_pred, SECONDS_DECIMALS)
     if len(zones) <= PYTHON_LEGS_MAX:
         clocks = local_iso(arrivals, zones)
-        return to_json(_leg_dicts(offsets, clocks, quantile_rows, levels, leg_ids))
-    frame = _legs_frame(offsets, clock_series(arrivals, zones), quantile_rows, levels, leg_ids)
+        return to_json(_leg_dicts(offsets, clocks, quantile_rows, levels, leg_ids, elapsed))
+    frame = _legs_frame(offsets, clock_series(arrivals, zones), quantile_rows, levels, leg_ids, elapsed)
     return frame.write_json().encode()
 
 
-def _leg_dicts(offsets, clocks, quantile_rows, levels, leg_ids) -> list[dict[str, object]]:
+def _leg_dicts(offsets, clocks, quantile_rows, levels, leg_ids, elapsed) -> list[dict[str, object]]:
     seconds, clocks, quantile_rows = offsets.tolist(), clocks.tolist(), quantile_rows.tolist()
     return [
         {
             "leg_id": leg_ids[i],
+            "elapsed_s": elapsed[i],
             "median_s": seconds[i][0],
             "median_arrival": clocks[i][0],
             "quantiles_s": quantile_rows[i],
@@ -128,7 +132,7 @@ def _leg_dicts(offsets, clocks, quantile_rows, levels, leg_ids) -> list[dict[str
     ]
 
 
-def _legs_frame(offsets, clocks: pl.Series, quantile_rows, levels, leg_ids) -> pl.DataFrame:
+def _legs_frame(offsets, clocks: pl.Series, quantile_rows, levels, leg_ids, elapsed) -> pl.DataFrame:
     """The same objects as `_leg_dicts`, as columns: `intervals` is a fixed-size array of structs."""
     legs, per_leg = offsets.shape
     lower = (np.arange(legs)[:, None] * per_leg + np.arange(1, per_leg, 2)).ravel()  # leg-major positions
@@ -144,6 +148,7 @@ def _legs_frame(offsets, clocks: pl.Series, quantile_rows, levels, leg_ids) -> p
     return pl.DataFrame(
         {
             "leg_id": pl.Series(leg_ids, dtype=pl.String),
+            "elapsed_s": pl.Series(elapsed, dtype=pl.Float64),
             "median_s": offsets[:, 0],
             "median_arrival": clocks.gather(np.arange(legs) * per_leg),
             "quantiles_s": quantile_rows,

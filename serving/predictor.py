@@ -7,7 +7,8 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -22,7 +23,12 @@ from serving.frames import epoch_us, model_input
 from serving.intervals import SECONDS_DECIMALS, arrival, check_levels, legs_json
 from serving.model_source import LoadedModel, ModelHolder, probe
 from serving.schemas import (
+    MAX_ELAPSED_S,
+    ActiveDelivery,
+    DeliveryRisk,
     DeliveryWindow,
+    ExceptionRisk,
+    InProgress,
     Interval,
     Leg,
     LegContext,
@@ -128,20 +134,43 @@ class EtaPredictor:
 
     # ---- endpoints ------------------------------------------------------------------------------------
 
+    async def remaining(
+        self,
+        snapshot: LoadedModel,
+        legs: Sequence[LegPlace | InProgress],
+        departures: Sequence[datetime],
+        loc: tuple,
+    ) -> tuple[np.ndarray, np.ndarray, list[Progress]]:
+        """Quantiles of what is left of each leg (the whole leg when it has not started), the moments they
+        count from (epoch seconds), and each leg's progress."""
+        progress = [
+            leg_progress(leg, departure, (*loc, i))
+            for i, (leg, departure) in enumerate(zip(legs, departures, strict=True))
+        ]
+        q = await self.quantiles(snapshot, [p.leg for p in progress], [p.departure for p in progress])
+        running = np.array([p.conditioned_s for p in progress], dtype=float)
+        if running.any():
+            q = q.copy()
+            rows = np.flatnonzero(running > 0)
+            q[rows] = enroute_of(snapshot.model).remaining(q[rows], running[rows])
+        starts = np.array([epoch_us(p.counted_from) for p in progress], dtype=float) / 1e6
+        return q, starts, progress
+
     async def eta(self, legs: Sequence[Leg], levels: Sequence[float]) -> bytes:
         """The /eta answer as JSON in the shape of `EtaResponse` (see `serving.intervals`)."""
         check_count(("legs",), len(legs), self.config.max_legs, "leg")
         snapshot = self.holder.current
         check_levels(levels, snapshot.model.quantiles)
         departures = [leg.departure_time for leg in legs]
-        q = await self.quantiles(snapshot, legs, departures)
+        q, starts, _ = await self.remaining(snapshot, legs, departures, ("legs",))
         answers = legs_json(
             q,
             snapshot.model.quantiles,
             levels,
-            np.array([epoch_us(moment) for moment in departures], dtype=float) / 1e6,
+            starts,
             [leg.tz for leg in legs],
             [leg.leg_id for leg in legs],
+            [leg.elapsed_s for leg in legs],
         )
         head = to_json({"model": snapshot.payload, "quantile_levels": snapshot.model.quantiles})
         return head[:-1] + b',"legs":' + answers + b"}"
@@ -153,11 +182,12 @@ class EtaPredictor:
         snapshot = self.holder.current
         quantiles = snapshot.model.quantiles
         check_levels([confidence], quantiles, loc=("confidence",), indexed=False)
-        q = await self.quantiles(snapshot, [leg], [departure])
+        q, _, (progress,) = await self.remaining(snapshot, [leg], [departure], ("leg",))
         lower_s, upper_s = (float(b[0]) for b in interval_from_quantiles(q, quantiles, confidence))
         median_s = float(quantile_at(q, quantiles, 0.5)[0])
         zone = ZoneInfo(leg.tz)
-        lower, upper = arrival(departure, lower_s, zone), arrival(departure, upper_s, zone)
+        start = progress.counted_from
+        lower, upper = arrival(start, lower_s, zone), arrival(start, upper_s, zone)
         window = slot_window(lower, upper, slot_minutes, zone)
         return DeliveryWindow(
             window_start=window.start,
@@ -169,12 +199,78 @@ class EtaPredictor:
             confidence=confidence,
             slot_minutes=slot_minutes,
             departure_time=departure.astimezone(zone),
-            median_arrival=arrival(departure, median_s, zone),
+            median_arrival=arrival(start, median_s, zone),
+            elapsed_s=leg.elapsed_s,
             unrounded_start=lower,
             unrounded_end=upper,
             text=window.text(),
             model=snapshot.info,
         )
+
+    async def exception_risk(
+        self, deliveries: Sequence[ActiveDelivery], now: datetime | None, confidence: float
+    ) -> ExceptionRisk:
+        """Per active delivery: the calibrated probability of missing its promise, the expected lateness and
+        the window where it arrives now."""
+        from models.enroute import expected_lateness
+
+        check_count(("deliveries",), len(deliveries), self.config.max_legs, "delivery")
+        snapshot = self.holder.current
+        quantiles = snapshot.model.quantiles
+        check_levels([confidence], quantiles, loc=("confidence",), indexed=False)
+        now = now or datetime.now(UTC)
+        legs = []
+        for i, delivery in enumerate(deliveries):
+            leg = delivery.leg
+            if delivery.promised_by <= leg.departure_time:
+                raise InvalidRequest(
+                    ("deliveries", i, "promised_by"), "is not after the leg's departure_time"
+                )
+            running = max((now - leg.departure_time).total_seconds(), 0.0)
+            if running > MAX_ELAPSED_S:
+                raise InvalidRequest(
+                    ("deliveries", i, "leg", "departure_time"),
+                    f"the leg departed {running / 3600:.0f} h before now, more than {MAX_ELAPSED_S / 3600:.0f} h: "
+                    "is departure_time (or now) right?",
+                )
+            legs.append(leg.model_copy(update={"elapsed_s": running if running > 0 else None}))
+        departures = [leg.departure_time for leg in legs]
+        progress = [
+            leg_progress(leg, d, ("deliveries", i, "leg"))
+            for i, (leg, d) in enumerate(zip(legs, departures, strict=True))
+        ]
+        q = await self.quantiles(snapshot, [p.leg for p in progress], [p.departure for p in progress])
+        conditioned = np.array([p.conditioned_s for p in progress])
+        promised = np.array(
+            [(d.promised_by - p.departure).total_seconds() for d, p in zip(deliveries, progress, strict=True)]
+        )
+        calibration = enroute_of(snapshot.model)
+        risk = calibration.risk(q, conditioned, promised)
+        lateness = expected_lateness(q, quantiles, conditioned, promised)
+        remaining = calibration.remaining(q, conditioned)
+        lower, upper = interval_from_quantiles(remaining, quantiles, confidence)
+        median = quantile_at(remaining, quantiles, 0.5)
+        answers = []
+        for i, (delivery, p) in enumerate(zip(deliveries, progress, strict=True)):
+            zone = ZoneInfo(delivery.leg.tz)
+            start = p.counted_from
+            answers.append(
+                DeliveryRisk(
+                    leg_id=delivery.leg.leg_id,
+                    elapsed_s=round(float(legs[i].elapsed_s or 0.0), SECONDS_DECIMALS),
+                    late_probability=round(float(risk[i]), 4),
+                    expected_lateness_s=round(float(lateness[i]), SECONDS_DECIMALS),
+                    median_arrival=arrival(start, median[i], zone),
+                    revised_window=Interval(
+                        level=confidence,
+                        lower_s=round(float(lower[i]), SECONDS_DECIMALS),
+                        upper_s=round(float(upper[i]), SECONDS_DECIMALS),
+                        earliest_arrival=arrival(start, lower[i], zone),
+                        latest_arrival=arrival(start, upper[i], zone),
+                    ),
+                )
+            )
+        return ExceptionRisk(model=snapshot.info, now=now, confidence=confidence, deliveries=answers)
 
     async def route_eta(
         self,
@@ -212,6 +308,45 @@ class EtaPredictor:
             leg_correlation=self.config.route_leg_correlation,
             stops=stop_etas(departure_time, ZoneInfo(tz), stops, q, quantiles, arrivals, levels),
         )
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a leg has come: the leg the model predicts (from the courier's position, if known), when that
+    leg departs, the seconds it is conditioned on having run, and the moment the answer counts from."""
+
+    leg: LegPlace
+    departure: datetime
+    conditioned_s: float
+    counted_from: datetime
+
+
+def leg_progress(leg: LegPlace | InProgress, departure: datetime, loc: tuple) -> Progress:
+    """A leg's progress: with a current position, a fresh leg from there departing now (the position says
+    how far it has come); with only elapsed_s, the whole leg given that it has run that long."""
+    elapsed = getattr(leg, "elapsed_s", None) or 0.0
+    position = (getattr(leg, "current_lat", None), getattr(leg, "current_lng", None))
+    if (position[0] is None) != (position[1] is None):
+        raise InvalidRequest(
+            (*loc, "current_lat" if position[0] is None else "current_lng"),
+            "give current_lat and current_lng together",
+        )
+    now = departure + timedelta(seconds=elapsed)
+    if position[0] is None:
+        return Progress(leg, departure, elapsed, now)
+    moved = leg.model_copy(update={"origin_lat": position[0], "origin_lng": position[1]})
+    return Progress(moved, now, 0.0, now)
+
+
+def enroute_of(model):
+    """The model's en-route calibration, or the uncalibrated conditioning for a model saved without one."""
+    from models.enroute import EnrouteCalibration
+
+    if model.enroute is not None:
+        return model.enroute
+    return EnrouteCalibration(
+        list(model.quantiles), offsets=[[0.0] * len(model.quantiles)] * 5, counts=[0] * 5
+    )
 
 
 def order_departure(leg: OrderLeg, planned_stop: PlannedStop | None) -> datetime:

@@ -90,13 +90,32 @@ class LegPlace(LegContext):
     leg_id: Annotated[str, Field(max_length=128)] | None = Field(None, description="Echoed back")
 
 
-class Leg(LegPlace):
-    """One delivery leg: where from, where to, when it departs."""
+MAX_ELAPSED_S = 24 * 3600.0
+
+
+class InProgress(Strict):
+    """A leg already under way: how long it has run, and optionally where the courier is now."""
+
+    elapsed_s: Annotated[float, Field(ge=0.0, le=MAX_ELAPSED_S, allow_inf_nan=False)] | None = Field(
+        None,
+        description="Seconds since departure of a leg still running: the answer is then the time remaining "
+        "from departure_time + elapsed_s, given that it has not arrived yet",
+    )
+    current_lat: Latitude | None = Field(None, description="Where the courier is now (with current_lng)")
+    current_lng: Longitude | None = Field(
+        None,
+        description="With a current position the remaining time is that of a leg from there to the "
+        "destination, departing now (the position already says how far the leg has come)",
+    )
+
+
+class Leg(LegPlace, InProgress):
+    """One delivery leg: where from, where to, when it departs (and, if it is under way, since when)."""
 
     departure_time: Moment
 
 
-class OrderLeg(LegPlace):
+class OrderLeg(LegPlace, InProgress):
     """The leg to a customer; it departs at `departure_time`, or after a planned stop (give one of the two)."""
 
     departure_time: Moment | None = None
@@ -154,6 +173,19 @@ class RouteRequest(Strict):
     seed: Seed = Field(0, description="Monte Carlo seed: same request, same answer")
 
 
+class ActiveDelivery(Strict):
+    """A delivery under way (or not yet departed) and the moment the customer was promised."""
+
+    leg: Leg
+    promised_by: Moment = Field(description="The end of the window the customer was given")
+
+
+class ExceptionRiskRequest(Strict):
+    deliveries: list[ActiveDelivery]
+    now: Moment | None = Field(None, description="The dispatcher's clock (default: the service's)")
+    confidence: Confidence = Field(0.9, description="Level of the revised windows")
+
+
 class AdminRequest(Strict):
     """No parameters (the admin endpoints take an empty JSON object)."""
 
@@ -188,6 +220,9 @@ class Interval(BaseModel):
 
 class LegEta(BaseModel):
     leg_id: str | None
+    elapsed_s: float | None = Field(
+        description="As given: the seconds below then count from departure + elapsed"
+    )
     median_s: float
     median_arrival: datetime
     quantiles_s: list[float] = Field(description="Calibrated quantiles, in the order of quantile_levels")
@@ -211,6 +246,7 @@ class DeliveryWindow(BaseModel):
     slot_minutes: int
     departure_time: datetime
     median_arrival: datetime
+    elapsed_s: float | None = Field(None, description="As given, for a leg in progress")
     unrounded_start: datetime
     unrounded_end: datetime
     text: str = Field(examples=["arrives between 14:15 and 14:45"])
@@ -233,6 +269,22 @@ class RouteEta(BaseModel):
     samples: int
     leg_correlation: float
     stops: list[StopEta]
+
+
+class DeliveryRisk(BaseModel):
+    leg_id: str | None
+    elapsed_s: float = Field(description="Seconds the leg has run at `now` (0 before departure)")
+    late_probability: float = Field(description="Calibrated probability of arriving after promised_by")
+    expected_lateness_s: float = Field(description="Expected seconds after promised_by (0 when on time)")
+    median_arrival: datetime
+    revised_window: Interval = Field(description="Where it arrives now, at the requested confidence")
+
+
+class ExceptionRisk(BaseModel):
+    model: ModelInfo
+    now: datetime
+    confidence: float
+    deliveries: list[DeliveryRisk]
 
 
 class ServiceStatus(BaseModel):

@@ -22,12 +22,15 @@ from serving.guard import RequestGuard
 from serving.patches import cancel_request_timers
 from serving.schemas import (
     DEFAULT_LEVELS,
+    ActiveDelivery,
     AdminRequest,
     Confidence,
     DeliveryWindow,
     DeliveryWindowRequest,
     EtaRequest,
     EtaResponse,
+    ExceptionRisk,
+    ExceptionRiskRequest,
     Leg,
     LegContext,
     Levels,
@@ -171,6 +174,14 @@ class EtaService:
         return await _answer(
             self.predictor.route_eta(origin, departure_time, tz, stops, context, list(levels), seed)
         )
+
+    @bentoml.api(route="/exception_risk", input_spec=ExceptionRiskRequest)
+    async def exception_risk(
+        self, deliveries: list[ActiveDelivery], now: Moment | None = None, confidence: Confidence = 0.9
+    ) -> ExceptionRisk:
+        """For dispatchers: per active delivery, the calibrated probability of missing its promise, the
+        expected lateness and a revised window at `confidence`."""
+        return await _answer(self.predictor.exception_risk(deliveries, now, confidence))
 
     @bentoml.api(route="/admin/status", input_spec=AdminRequest)
     async def status(self) -> ServiceStatus:

@@ -56,6 +56,10 @@ def test_expected_lateness_is_the_integral_of_the_survival_above_the_promise() -
     assert got == pytest.approx(expected, rel=2e-3)
     running = enroute.expected_lateness(Q, TAUS, np.array([400.0]), promised)[0]
     assert running == pytest.approx(got / 0.5, rel=1e-9)  # conditioned on T > 400: divided by S(400)
+    # a promise already passed: late by the time gone past it, plus what is expected from now on
+    passed = enroute.expected_lateness(Q, TAUS, np.array([500.0]), np.array([400.0]))[0]
+    from_now = enroute.expected_lateness(Q, TAUS, np.array([500.0]), np.array([500.0]))[0]
+    assert passed == pytest.approx(100.0 + from_now)
 
 
 @st.composite

@@ -52,8 +52,23 @@ def test_eta_serve_runs_the_registry_sidecar_beside_bentoml(server) -> None:
     assert httpx.get(f"{server.url}/readyz").status_code == 200
 
 
+RISK_BODY = {
+    "now": "2026-01-20T09:55:00+03:00",
+    "deliveries": [{"leg": leg_json(leg_id="d1"), "promised_by": "2026-01-20T10:00:00+03:00"}],
+}
+IN_PROGRESS_BODY = {
+    "legs": [leg_json(elapsed_s=900.0), leg_json(elapsed_s=300.0, current_lat=-1.289, current_lng=36.805)]
+}
+
+
 def test_answers_match_the_in_process_app(server, client) -> None:
-    for path, body in (("/eta", ETA_BODY), ("/delivery_window", {"leg": leg_json()}), ("/route_eta", ROUTE)):
+    for path, body in (
+        ("/eta", ETA_BODY),
+        ("/eta", IN_PROGRESS_BODY),
+        ("/delivery_window", {"leg": leg_json()}),
+        ("/route_eta", ROUTE),
+        ("/exception_risk", RISK_BODY),
+    ):
         real = httpx.post(f"{server.url}{path}", json=body, timeout=30)
         assert real.status_code == 200, real.text
         assert real.json() == client.post(path, json=body).json()

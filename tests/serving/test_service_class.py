@@ -220,3 +220,63 @@ def test_ready_and_reload_without_a_new_champion(service) -> None:
     assert service.__is_ready__() is True
     swap = asyncio.run(service.reload())
     assert (swap.swapped, swap.version, swap.detail) == (False, "1", "already serving this version")
+
+
+def test_a_leg_in_progress_gets_its_remaining_time_from_the_enroute_calibration(service, champion) -> None:
+    """A leg still running after 20 minutes: its quantiles are the remaining seconds the model's en-route
+    calibration gives, counted from departure + 20 minutes; at elapsed 0 the answer is today's."""
+    running = leg_json(elapsed_s=1200.0, leg_id="late")
+    answer = eta(service, [running, leg_json()])
+    q = oracle(champion, [running])
+    expected = champion.model.enroute.remaining(q, np.array([1200.0]))
+    assert answer.legs[0].elapsed_s == 1200.0
+    assert answer.legs[0].quantiles_s == [round(float(v), 1) for v in expected[0]]
+    start = DEPARTURE + timedelta(seconds=1200)
+    assert answer.legs[0].median_arrival == (
+        start + timedelta(seconds=round(answer.legs[0].median_s))
+    ).astimezone(answer.legs[0].median_arrival.tzinfo)
+    fresh = eta(service, [leg_json()])
+    assert answer.legs[1] == fresh.legs[0]
+    assert answer.legs[1].elapsed_s is None
+
+
+def test_a_current_position_makes_the_rest_a_fresh_leg_from_there(service, champion) -> None:
+    """With the courier's position the remaining time is a leg from there to the destination, departing at
+    departure + elapsed (not conditioned on the elapsed time: the position says how far it came)."""
+    here = leg_json(elapsed_s=600.0, current_lat=-1.2890, current_lng=36.8050)
+    answer = eta(service, [here])
+    moved = leg_json(
+        origin_lat=-1.2890,
+        origin_lng=36.8050,
+        departure_time=(DEPARTURE + timedelta(seconds=600)).isoformat(),
+    )
+    assert answer.legs[0].quantiles_s == [round(float(v), 1) for v in oracle(champion, [moved])[0]]
+
+
+def test_exception_risk_answers_what_the_enroute_calibration_says(service, champion) -> None:
+    from models.enroute import expected_lateness
+    from serving.schemas import ActiveDelivery, ExceptionRisk
+
+    now = DEPARTURE + timedelta(minutes=25)
+    deliveries = [
+        ActiveDelivery.model_validate(
+            {"leg": leg_json(leg_id=f"d{i}"), "promised_by": (DEPARTURE + timedelta(minutes=m)).isoformat()}
+        )
+        for i, m in enumerate((30, 45, 90))
+    ]
+    answer = asyncio.run(service.exception_risk(deliveries=deliveries, now=now, confidence=0.9))
+    assert isinstance(answer, ExceptionRisk)
+    q = np.repeat(oracle(champion, [leg_json()]), 3, axis=0)
+    elapsed = np.full(3, 1500.0)
+    promised = np.array([30, 45, 90]) * 60.0
+    risk = champion.model.enroute.risk(q, elapsed, promised)
+    assert [d.late_probability for d in answer.deliveries] == [round(float(v), 4) for v in risk]
+    assert [d.late_probability for d in answer.deliveries] == sorted(
+        (d.late_probability for d in answer.deliveries), reverse=True
+    )
+    lateness = expected_lateness(q, champion.model.quantiles, elapsed, promised)
+    assert [d.expected_lateness_s for d in answer.deliveries] == [round(float(v), 1) for v in lateness]
+    assert {d.elapsed_s for d in answer.deliveries} == {1500.0}
+    window = answer.deliveries[0].revised_window
+    assert window.level == 0.9
+    assert window.earliest_arrival >= now

@@ -233,3 +233,54 @@ def test_request_size_is_bounded_declared_or_streamed(locked_client) -> None:
     response = locked_client.post("/eta", content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 413
     assert locked_client.post("/eta", json=legs_body()).status_code == 200
+
+
+def test_exception_risk(client) -> None:
+    from datetime import timedelta
+
+    from serving.schemas import ExceptionRisk
+    from tests.serving.payloads import DEPARTURE
+
+    body = {
+        "now": (DEPARTURE + timedelta(minutes=25)).isoformat(),
+        "deliveries": [
+            {"leg": leg_json(leg_id="a"), "promised_by": (DEPARTURE + timedelta(minutes=30)).isoformat()},
+            {"leg": leg_json(leg_id="b"), "promised_by": (DEPARTURE + timedelta(minutes=120)).isoformat()},
+        ],
+    }
+    response = client.post("/exception_risk", json=body)
+    assert response.status_code == 200, response.text
+    answer = ExceptionRisk.model_validate_json(response.content)
+    assert [d.leg_id for d in answer.deliveries] == ["a", "b"]
+    assert answer.deliveries[0].late_probability > answer.deliveries[1].late_probability
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "loc"),
+    [
+        ("/eta", {"legs": [leg_json(elapsed_s=-5)]}, ["legs", 0, "elapsed_s"]),
+        ("/eta", {"legs": [leg_json(elapsed_s=10 * 86_400)]}, ["legs", 0, "elapsed_s"]),
+        ("/eta", {"legs": [leg_json(current_lat=-1.29)]}, ["legs", 0, "current_lng"]),
+        ("/delivery_window", {"leg": leg_json(elapsed_s=float("nan"))}, ["leg", "elapsed_s"]),
+        (
+            "/exception_risk",
+            {"deliveries": [{"leg": leg_json(), "promised_by": "2026-01-20T09:00:00+03:00"}]},
+            ["deliveries", 0, "promised_by"],
+        ),
+        ("/exception_risk", {"deliveries": [{"leg": leg_json()}]}, ["deliveries", 0, "promised_by"]),
+        (
+            "/exception_risk",
+            {
+                "now": "2026-03-01T00:00:00Z",
+                "deliveries": [{"leg": leg_json(), "promised_by": "2026-01-21T00:00:00Z"}],
+            },
+            ["deliveries", 0, "leg", "departure_time"],
+        ),
+    ],
+)
+def test_bad_progress_and_promises_are_refused_by_name(client, path, body, loc) -> None:
+    response = client.post(
+        path, content=json.dumps(body, allow_nan=True), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"][0]["loc"] == loc
