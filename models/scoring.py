@@ -17,13 +17,23 @@ from models.metrics import DEFAULT_LEVELS, segment_coverage, summary_metrics
 from models.quantile import qtag
 
 REQUIRED_LEG_COLUMNS = ("origin_lat", "origin_lng", "dest_lat", "dest_lng", "start_ts", "tz")
-OPTIONAL_FLOAT_COLUMNS = ("road_distance_km", "temperature_c", "precipitation_mm", "duration_s")
+OPTIONAL_FLOAT_COLUMNS = ("road_distance_km", "temperature_c", "precipitation_mm", "duration_s", "elapsed_s")
+PROMISED = "promised_by"  # optional: the moment promised to the customer (late risk and lateness)
 TEXT_COLUMNS = ("trip_id", "courier_id", "vehicle_type")
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 SEGMENT_LEVEL = 0.8  # the interval whose coverage `eta evaluate` reports per segment
 ROW_NUMBER = "row_number"  # 1-based data row of the input file (the header is not counted)
 # columns `eta predict` writes itself; an input column of one of these names is kept as input_<name>
-WRITTEN_COLUMNS = ("row_number", "reason", "column", "haversine_km", "local_hour", "origin_region")
+WRITTEN_COLUMNS = (
+    "row_number",
+    "reason",
+    "column",
+    "haversine_km",
+    "local_hour",
+    "origin_region",
+    "late_probability",
+    "expected_lateness_s",
+)
 WRITTEN_PATTERN = re.compile(r"^(q|lower_|upper_)\d+$")
 COORD_LIMITS = {"origin_lat": 90.0, "origin_lng": 180.0, "dest_lat": 90.0, "dest_lng": 180.0}
 
@@ -127,6 +137,17 @@ def read_legs(path: Path) -> LegsRead:
         typed[name] = value = _as_float(name, schema[name])
         unreadable = ~_blank(name, schema[name]) & (value.is_null() | value.is_infinite())
         checks.append(("invalid_value", name, unreadable))
+    if "elapsed_s" in frame.columns:
+        elapsed = typed["elapsed_s"]
+        checks.append(
+            ("invalid_value", "elapsed_s", elapsed.is_not_null() & ((elapsed < 0) | (elapsed > 86_400)))
+        )
+    if PROMISED in frame.columns:
+        typed[PROMISED] = promised = as_instant(PROMISED, schema[PROMISED])
+        checks += [
+            ("unparseable_timestamp", PROMISED, ~_blank(PROMISED, schema[PROMISED]) & promised.is_null()),
+            ("invalid_value", PROMISED, promised.is_not_null() & (promised <= instant)),
+        ]
     for name in (c for c in TEXT_COLUMNS if c in frame.columns):
         typed[name] = pl.col(name).cast(pl.String)
     first = [pl.when(fails).then(pl.lit(f"{reason}|{name}")) for reason, name, fails in checks]
@@ -188,9 +209,34 @@ def quantile_columns(columns: list[str]) -> list[str]:
 
 
 def score_legs(model: EtaModel, legs: pl.DataFrame, levels=DEFAULT_LEVELS) -> pl.DataFrame:
-    """The input legs plus q05..q95 and lower_/upper_ per interval level (seconds), and the context used."""
+    """The input legs plus q05..q95 and lower_/upper_ per interval level (seconds), and the context used.
+
+    A leg with `elapsed_s` is in progress: its seconds are the time remaining from departure + elapsed, as
+    the service answers it (models.enroute). With `promised_by`, `late_probability` and
+    `expected_lateness_s` say how likely and by how much it misses that moment."""
+    from models.enroute import EnrouteCalibration, expected_lateness
+
     features = model.features(legs)
     q = model.predict_from_features(features)
+    full = q
+    calibration = model.enroute or EnrouteCalibration(
+        list(model.quantiles), offsets=[[0.0] * len(model.quantiles)] * 5, counts=[0] * 5
+    )
+    elapsed = _floats(legs, "elapsed_s")
+    running = np.flatnonzero(elapsed > 0)
+    if len(running):
+        q = q.copy()
+        q[running] = calibration.remaining(full[running], elapsed[running])
+    extra = {}
+    if PROMISED in legs.columns:
+        promised_at = legs[PROMISED].dt.epoch("us").to_numpy().astype(float)
+        start = legs["start_ts"].dt.epoch("us").to_numpy().astype(float)
+        promised = (promised_at - start) / 1e6
+        known = ~np.isnan(promised)
+        risk, lateness = np.full(len(q), np.nan), np.full(len(q), np.nan)
+        risk[known] = calibration.risk(full[known], elapsed[known], promised[known])
+        lateness[known] = expected_lateness(full[known], model.quantiles, elapsed[known], promised[known])
+        extra = {"late_probability": risk, "expected_lateness_s": lateness}
     columns = {qtag(t): q[:, i] for i, t in enumerate(model.quantiles)}
     for level in levels:
         lower, upper = interval_from_quantiles(q, model.quantiles, level)
@@ -199,7 +245,14 @@ def score_legs(model: EtaModel, legs: pl.DataFrame, levels=DEFAULT_LEVELS) -> pl
     context = features.select(
         "haversine_km", "local_hour", f"origin_region_r{model.spec.region_resolution}"
     ).rename({f"origin_region_r{model.spec.region_resolution}": "origin_region"})
-    return pl.concat([legs, context, pl.DataFrame(columns)], how="horizontal")
+    return pl.concat([legs, context, pl.DataFrame({**columns, **extra})], how="horizontal")
+
+
+def _floats(frame: pl.DataFrame, name: str) -> np.ndarray:
+    """A numeric column as float64 with NaN for absent values (zeros when the column is absent)."""
+    if name not in frame.columns:
+        return np.zeros(frame.height)
+    return frame[name].cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
 
 
 def rejected_path(out: Path) -> Path:
@@ -224,8 +277,13 @@ def evaluate_scored(scored: pl.DataFrame) -> dict[str, object]:
     quantiles = [int(c[1:]) / 100 for c in qcols]
     y = scored["duration_s"].to_numpy().astype(float)
     q = scored.select(qcols).to_numpy()
+    enroute = _enroute_metrics(scored, y)
+    if "elapsed_s" in scored.columns:  # legs in progress are judged on the time that remained
+        elapsed = np.nan_to_num(_floats(scored, "elapsed_s"))
+        still = y > elapsed
+        y, q, scored = (y - elapsed)[still], q[still], scored.filter(pl.Series(still))
     levels = [lv for lv in DEFAULT_LEVELS if round((1 - lv) / 2 * 100) in {int(c[1:]) for c in qcols}]
-    metrics = summary_metrics(y, q, quantiles, levels)
+    metrics = {**summary_metrics(y, q, quantiles, levels), **enroute}
     segments: dict[str, list[dict]] = {}
     if SEGMENT_LEVEL not in levels:  # the file lacks the 80% interval's quantiles
         return {"metrics": {k: float(v) for k, v in metrics.items() if np.isfinite(v)}, "segments": segments}
@@ -241,3 +299,27 @@ def evaluate_scored(scored: pl.DataFrame) -> dict[str, object]:
         bands = pl.Series(distance_band(scored["haversine_km"].to_numpy()))
         segments["distance"] = segment_coverage(bands, y, q, quantiles, SEGMENT_LEVEL).to_dicts()
     return {"metrics": {k: float(v) for k, v in metrics.items() if np.isfinite(v)}, "segments": segments}
+
+
+def _enroute_metrics(scored: pl.DataFrame, y: np.ndarray) -> dict[str, float]:
+    """With late probabilities and promises: Brier score, skill against the base rate and calibration error."""
+    if "late_probability" not in scored.columns or PROMISED not in scored.columns:
+        return {}
+    from models.enroute import risk_metrics
+
+    p = _floats(scored, "late_probability")
+    instants = scored.select(
+        as_instant(PROMISED, scored.schema[PROMISED]).alias("promised"),
+        as_instant("start_ts", scored.schema["start_ts"]).alias("start"),
+    )
+    window = (
+        ((instants["promised"] - instants["start"]).dt.total_microseconds() / 1e6)
+        .cast(pl.Float64)
+        .fill_null(np.nan)
+        .to_numpy()
+    )
+    elapsed = np.nan_to_num(_floats(scored, "elapsed_s"))
+    usable = ~np.isnan(p) & ~np.isnan(window) & (y > elapsed)
+    if not usable.any():
+        return {}
+    return risk_metrics(p[usable], (y[usable] > window[usable]).astype(float))

@@ -149,6 +149,36 @@ def test_train_predict_evaluate_round_trip(tmp_path) -> None:
         expected = ((y >= scored["lower_80"]) & (y <= scored["upper_80"])).mean()
         assert report["metrics"]["coverage_80"] == pytest.approx(expected)
 
+        # legs in progress and promises: the scored file carries the late risk, and evaluate judges it
+        promised = legs.with_columns(
+            pl.when(pl.int_range(pl.len()) % 2 == 0).then(300.0).otherwise(None).alias("elapsed_s"),
+            (pl.col("start_ts") + pl.duration(minutes=20)).alias("promised_by"),
+        )
+        promised.write_csv(tmp_path / "promised.csv")
+        risky = runner.invoke(
+            app,
+            [
+                "predict",
+                "--model-uri",
+                "models:/eta-model@champion",
+                "--input",
+                str(tmp_path / "promised.csv"),
+                "--out",
+                str(tmp_path / "risk.csv"),
+            ],
+        )
+        assert risky.exit_code == 0, risky.output
+        risk = pl.read_csv(tmp_path / "risk.csv")
+        assert risk["late_probability"].is_between(0, 1).all()
+        assert risk["expected_lateness_s"].min() >= 0
+        judged = runner.invoke(app, ["evaluate", "--predictions", str(tmp_path / "risk.csv"), "--json"])
+        assert judged.exit_code == 0, judged.output
+        judged_metrics = json.loads(judged.stdout)["metrics"]
+        assert 0 <= judged_metrics["late_ece"] <= 1
+        assert judged_metrics["late_n"] == sum(
+            1 for row in promised.iter_rows(named=True) if row["duration_s"] > (row["elapsed_s"] or 0)
+        )
+
         # the output of one command is a valid input of the next: a scored file is scored again (its own
         # columns kept as input_*), and the Sendy deliveries `eta ingest` validated are scored
         rescored_file = tmp_path / "rescored.parquet"
