@@ -125,6 +125,7 @@ def evaluate_set(name: str, ablation: bool) -> dict:
         "model": {k: result.metrics[k] for k in KEYS},
         "profiles": {k: v for k, v in result.metrics.items() if k.startswith("profile_")},
         "calibration_groups": {k: v for k, v in result.metrics.items() if k.startswith("calibration_")},
+        "enroute": {k: v for k, v in result.metrics.items() if k.startswith(("enroute_", "late_"))},
         "baselines": {b: {k: m[k] for k in KEYS} for b, m in result.baseline_metrics.items()},
         "beats_baselines": result.beats_baselines(),
         "segments_80": _segments(result),
@@ -158,6 +159,13 @@ def acceptance(entry: dict) -> dict[str, bool]:
         <= (1 - NARROWER_THAN_CELL) * cell["width_80_s"]
         and m["coverage_80"] >= cell["coverage_80"] - 1e-9,
         "median_mae_beats_distance_only": m["mae_s"] < entry["baselines"]["distance_only"]["mae_s"],
+        "enroute_windows_within_2pts": all(
+            abs(v - 0.8) <= PROFILE_TOLERANCE
+            for k, v in entry.get("enroute", {}).items()
+            if k.endswith("_coverage_80") and not k.startswith("enroute_0x")
+        ),
+        "late_risk_ece_at_most_0.02_and_skill_above_0": entry.get("enroute", {}).get("late_ece", 1.0) <= 0.02
+        and entry.get("enroute", {}).get("late_brier_skill", 0.0) > 0,
     }
 
 
@@ -213,6 +221,26 @@ def to_markdown(entries: list[dict], measured: str) -> str:
             width = e["profiles"].get(f"profile_{profile}_width_80_s")
             cells.append("-" if cov is None else f"{cov:.3f} ({width:.0f})")
         lines.append(f"| {e['set']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Legs in progress (issue 21): 80% coverage (width s) of the remaining-time window for the test legs still "
+        "running at 0.5, 1, 1.5 and 2 times their predicted median, and the calibrated probability of missing a "
+        "promise at the 80% or 90% window's end (judged at every checkpoint): Brier skill against the base rate "
+        "and expected calibration error.",
+        "",
+        "| set | 0.5x | 1x | 1.5x | 2x | late: base rate / Brier skill / ECE |",
+        "|---|---|---|---|---|---|",
+    ]
+    for e in entries:
+        r = e.get("enroute") or {}
+        if not r:
+            continue
+        cells = [
+            f"{r[f'enroute_{c}_coverage_80']:.3f} ({r[f'enroute_{c}_width_80_s']:.0f}; n {r[f'enroute_{c}_n']:.0f})"
+            for c in ("0.5x", "1x", "1.5x", "2x")
+        ]
+        risk = f"{r['late_base_rate']:.3f} / {r['late_brier_skill']:.3f} / {r['late_ece']:.4f}"
+        lines.append(f"| {e['set']} | " + " | ".join(cells) + f" | {risk} |")
     lines.append("")
     for e in entries:
         if "model" in e:
