@@ -93,6 +93,24 @@ def city_legs(n: int, seed: int = 3) -> list[dict[str, object]]:
     ]
 
 
+def risk_body(legs: list[dict[str, object]], n: int) -> dict[str, object]:
+    """n active deliveries for /exception_risk: each departed at its leg's time, promised 40 minutes later,
+    asked about 10 hours after the first departure (so some are late, some not yet departed)."""
+    now = DEPARTURE + timedelta(hours=5)
+    return {
+        "now": now.isoformat(),
+        "deliveries": [
+            {
+                "leg": leg,
+                "promised_by": (
+                    datetime.fromisoformat(str(leg["departure_time"])) + timedelta(minutes=40)
+                ).isoformat(),
+            }
+            for leg in legs[:n]
+        ],
+    }
+
+
 def route_body(legs: list[dict[str, object]], n_stops: int) -> dict[str, object]:
     return {
         "origin": {"lat": legs[0]["origin_lat"], "lng": legs[0]["origin_lng"]},
@@ -302,6 +320,7 @@ def scenarios(legs: list[dict[str, object]], quick: bool) -> list[tuple[str, Cal
     scale = 0.25 if quick else 1.0
     batch = {"legs": legs[:1000]}
     route = route_body(legs, 50)
+    risk = risk_body(legs, 1000)
 
     def single(i: int) -> tuple[str, dict]:
         return "/eta", {"legs": [legs[i % len(legs)]]}
@@ -326,6 +345,13 @@ def scenarios(legs: list[dict[str, object]], quick: bool) -> list[tuple[str, Cal
             60 * scale,
         ),
         ("/route_eta 50 stops, sequential", lambda i: ("/route_eta", route), 1, int(60 * scale), 60 * scale),
+        (
+            "1,000-delivery /exception_risk, sequential",
+            lambda i: ("/exception_risk", risk),
+            1,
+            int(60 * scale),
+            60 * scale,
+        ),
     ]
 
 
