@@ -17,7 +17,19 @@ class SlotWindow:
     end: datetime
 
     def clock(self, moment: datetime) -> str:
-        return moment.strftime("%H:%M")
+        """'14:15'; with the zone's abbreviation (or UTC offset) where the wall clock alone is ambiguous: the
+        window spans a clock change, or one of its ends falls in an hour the clock shows twice."""
+        text = moment.strftime("%H:%M")
+        return f"{text} {zone_name(moment)}" if self.ambiguous() else text
+
+    def ambiguous(self) -> bool:
+        if self.start.utcoffset() != self.end.utcoffset():
+            return True
+        zone = self.start.tzinfo
+        return any(
+            isinstance(zone, ZoneInfo) and len(_real_instants(m.replace(tzinfo=None), zone)) > 1
+            for m in (self.start, self.end)
+        )
 
     def text(self) -> str:
         """'arrives between 14:15 and 14:45'; dates are named when the window is not within one day."""
@@ -25,6 +37,13 @@ class SlotWindow:
         if self.start.date() == end_day(self.end):
             return f"arrives between {start} and {end}"
         return f"arrives between {start} on {day_name(self.start)} and {end} on {day_name(self.end)}"
+
+
+def zone_name(moment: datetime) -> str:
+    """The zone's abbreviation at that moment ('EDT'), or its UTC offset where the zone has no letters
+    ('+0330')."""
+    name = moment.strftime("%Z")
+    return name if name and name[0].isalpha() else moment.strftime("%z")
 
 
 def day_name(moment: datetime) -> str:

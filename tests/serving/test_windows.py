@@ -87,3 +87,67 @@ def test_floor_and_ceil_bracket_every_moment_on_boundaries(slot: int, zone: str)
             local = edge.astimezone(tz)
             assert (local.hour * 60 + local.minute) % slot == 0
             assert local.second == 0
+
+
+@pytest.mark.parametrize(
+    ("zone", "lower_utc", "upper_utc", "expected"),
+    [
+        # clocks go back: New York 2026-11-01 02:00 EDT -> 01:00 EST at 06:00 UTC (01:30 happens twice)
+        (
+            "America/New_York",
+            (2026, 11, 1, 5, 30),
+            (2026, 11, 1, 6, 20),
+            "arrives between 01:30 EDT and 01:30 EST",
+        ),
+        # London 2026-10-25 02:00 BST -> 01:00 GMT at 01:00 UTC
+        (
+            "Europe/London",
+            (2026, 10, 25, 0, 30),
+            (2026, 10, 25, 1, 20),
+            "arrives between 01:30 BST and 01:30 GMT",
+        ),
+        # Sydney 2026-04-05 03:00 AEDT -> 02:00 AEST at 16:00 UTC the day before
+        (
+            "Australia/Sydney",
+            (2026, 4, 4, 15, 30),
+            (2026, 4, 4, 16, 20),
+            "arrives between 02:30 AEDT and 02:30 AEST",
+        ),
+        # clocks go forward: New York 2026-03-08 02:00 EST -> 03:00 EDT at 07:00 UTC
+        (
+            "America/New_York",
+            (2026, 3, 8, 6, 40),
+            (2026, 3, 8, 7, 10),
+            "arrives between 01:30 EST and 03:15 EDT",
+        ),
+        (
+            "Europe/London",
+            (2026, 3, 29, 0, 40),
+            (2026, 3, 29, 1, 10),
+            "arrives between 00:30 GMT and 02:15 BST",
+        ),
+        (
+            "Australia/Sydney",
+            (2026, 10, 3, 15, 40),
+            (2026, 10, 3, 16, 10),
+            "arrives between 01:30 AEST and 03:15 AEDT",
+        ),
+        # a window inside one hour that happens twice is named too, even with one offset
+        (
+            "America/New_York",
+            (2026, 11, 1, 5, 5),
+            (2026, 11, 1, 5, 20),
+            "arrives between 01:00 EDT and 01:30 EDT",
+        ),
+        # an ordinary window is not
+        ("America/New_York", (2026, 11, 2, 5, 5), (2026, 11, 2, 5, 20), "arrives between 00:00 and 00:30"),
+    ],
+)
+def test_clock_texts_are_unambiguous_across_clock_changes(zone, lower_utc, upper_utc, expected) -> None:
+    window = slot_window(
+        datetime(*lower_utc, tzinfo=UTC),
+        datetime(*upper_utc, tzinfo=UTC),
+        15 if "15" in expected else 30,
+        ZoneInfo(zone),
+    )
+    assert window.text() == expected
