@@ -210,7 +210,7 @@ def free_port() -> int:
 
 @contextmanager
 def served(env: dict[str, str], log: Path, bento: str | None = None, direct: bool = False):
-    """The service on a free loopback port: `eta serve` (registry sidecar first, then `bentoml serve`), or
+    """The service on a free loopback port: `eta serve` (registry publisher first, then `bentoml serve`), or
     `bentoml serve` itself (`direct`, or a built Bento by tag); yields (url, seconds to ready); always
     stopped."""
     port = free_port()
@@ -271,14 +271,18 @@ def stage_breakdown(legs: list[dict[str, object]]) -> list[dict[str, object]]:
     """Median milliseconds of each stage of /eta, in process, for 1 and 1,000 legs."""
     from pydantic import TypeAdapter
 
+    from models.pyfunc import load_eta_model
+    from models.tracking import configure
     from serving.config import ServingConfig
     from serving.frames import legs_frame, model_input
     from serving.intervals import legs_json
-    from serving.model_source import ModelHolder, RegistrySource
+    from serving.model_source import InMemorySource, ModelHolder
     from serving.schemas import EtaRequest
 
-    holder = ModelHolder(RegistrySource("eta-model", "champion"), tree_threads=ServingConfig().tree_threads)
-    holder.load_initial()
+    configure()
+    champion, _ = load_eta_model("models:/eta-model@champion")
+    holder = ModelHolder(InMemorySource({"1": champion}, "1"), tree_threads=ServingConfig().tree_threads)
+    holder.refresh()
     model = holder.current.model
     rows = []
     for n in (1, 1000):
@@ -370,7 +374,7 @@ def bento_ready_seconds(env: dict[str, str], workdir: Path) -> float:
 
 
 def direct_ready_seconds(env: dict[str, str], workdir: Path) -> float:
-    """Time `bentoml serve serving.service:EtaService` itself to /readyz: no sidecar waits for the worker,
+    """Time `bentoml serve serving.service:EtaService` itself to /readyz: no publisher waits for the worker,
     which starts its own when it builds the service."""
     with served(env, workdir / "server_direct.log", direct=True) as (_, ready_s):
         return round(ready_s, 1)

@@ -37,7 +37,8 @@ def serve(
 ) -> None:
     """Start the ETA HTTP service (OpenAPI page at http://HOST:PORT/). Settings: ETA_SERVE_* variables.
 
-    Serving from the registry, a sidecar process talks to MLflow for the service (serving/README.md)."""
+    Serving from the registry, a publisher process keeps the champion on local disk for the service
+    (serving/README.md)."""
     from data_contracts.home import PROJECT_ROOT
     from serving.config import ServingConfig
     from serving.packaging import use_project_bentoml_home
@@ -54,16 +55,22 @@ def serve(
             fg=typer.colors.RED,
         )
         raise typer.Exit(2)
-    if bento is None and config.model_source != "bento":
-        # the registry sidecar starts first: it imports mlflow and downloads the champion while `bentoml
-        # serve` starts, and the worker finds it through the environment (serving/registry_sync.py)
-        from models.tracking import tracking_uri
-        from serving.registry_sync import ENV_ADDRESS, RegistrySync
-
-        sync = RegistrySync.start(tracking_uri(), prefetch=(config.model_name, config.model_alias))
-        os.environ[ENV_ADDRESS] = sync.address
     if poll_seconds is not None:
         os.environ["ETA_SERVE_POLL_SECONDS"] = str(poll_seconds)
+        config = config.model_copy(update={"poll_seconds": poll_seconds})
+    if bento is None and config.model_source != "bento":
+        # the publisher starts first: it imports mlflow and downloads the champion while `bentoml serve`
+        # starts, and the worker finds it through the environment (serving/publisher.py)
+        from data_contracts.home import eta_home
+        from models.tracking import tracking_uri
+        from serving.model_source import PUBLISHER_PID, published_folder, start_publisher
+
+        uri = tracking_uri()
+        folder = published_folder(eta_home() / "serving", uri, config.model_name, config.model_alias)
+        publisher = start_publisher(
+            folder, uri, config.model_name, config.model_alias, config.poll_seconds or 30.0
+        )
+        os.environ[PUBLISHER_PID] = str(publisher.pid)
     use_project_bentoml_home()
     command = [
         sys.executable,
@@ -79,7 +86,7 @@ def serve(
     if bento is None:
         command += ["--working-dir", str(PROJECT_ROOT)]
     typer.echo(f"ETA service on http://{host}:{port}/ (OpenAPI page; schema at /docs.json)", err=True)
-    os.execv(sys.executable, command)  # same process: the sidecar's parent stays alive while serving
+    os.execv(sys.executable, command)  # same process: the publisher's parent stays alive while serving
 
 
 def build_bento(

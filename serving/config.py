@@ -1,7 +1,6 @@
 """Service configuration: defaults in one place, overridden by ETA_SERVE_* variables when the service starts.
 
-Read by `ServingConfig.from_env()` at construction time (service, guard middleware). One knob is read when
-`serving.service` is imported, because BentoML takes it from the service decorator: `trace_model_endpoints`.
+Read by `ServingConfig.from_env()` when the service and the guard middleware are constructed, never at import.
 """
 
 from __future__ import annotations
@@ -42,12 +41,6 @@ class ServingConfig(BaseModel):
         description="Threads a LightGBM model's call may use: from 256 legs its boosters run side by side; "
         "1 runs them one after another.",
     )
-    trace_model_endpoints: bool = Field(
-        False,
-        description="Wrap the model endpoints in BentoML's OpenTelemetry spans. BentoML collects no traces "
-        "unless its tracing.sample_rate is set, yet building the spans cost more Python time than the "
-        "endpoint's own code; turn this on together with a sample rate. Read when the service is imported.",
-    )
     online_calibration: bool = Field(
         True,
         description="Adjust the champion's windows by the newest online calibration state of its version "
@@ -83,10 +76,6 @@ class ServingConfig(BaseModel):
     @property
     def auth_enabled(self) -> bool:
         return bool(self.api_key)
-
-    def untraced_urls(self) -> list[str]:
-        """Patterns for BentoML's `tracing.excluded_urls` (searched in each request's full URL)."""
-        return [] if self.trace_model_endpoints else untraced_patterns(MODEL_ENDPOINTS)
 
 
 def untraced_patterns(paths: Sequence[str]) -> list[str]:

@@ -17,6 +17,22 @@ from serving.config import API_KEY_HEADER, ServingConfig
 from serving.errors import error_body
 
 PROBE_PATHS = frozenset({"/livez", "/readyz", "/healthz"})
+# Readiness checks of the services built in this process, newest last: () -> (ready, reason). A worker
+# builds one; tests build several, and a service that shut down is removed so the one before answers again.
+_readiness: list = []
+
+
+def set_readiness(check) -> None:
+    """The service's readiness check, answered by this middleware on /readyz (with the reason when not)."""
+    _readiness.append(check)
+
+
+def drop_readiness(check) -> None:
+    """A service that shuts down stops answering /readyz."""
+    if check in _readiness:
+        _readiness.remove(check)
+
+
 JSON_TYPES = frozenset({"application/json", ""})
 
 Scope = dict[str, Any]
@@ -62,6 +78,13 @@ class RequestGuard:
         self.config = config or ServingConfig.from_env()
 
     async def __call__(self, scope: Scope, receive, send) -> None:
+        if scope["type"] == "http" and scope.get("path") == "/readyz" and _readiness:
+            ready, reason = _readiness[-1]()  # the last check's verdict: no prediction per probe
+            body = json.dumps({"ready": ready, "detail": reason} if ready else {"error": reason}).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 200 if ready else 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
         if scope["type"] != "http" or scope.get("path") in PROBE_PATHS:
             await self.app(scope, receive, send)
             return

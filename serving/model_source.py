@@ -1,24 +1,30 @@
 """Where the served model comes from, and the holder that swaps it atomically when the alias moves.
 
-Sources share one small interface (`current_version`, `load`): the MLflow registry (development and
-registry-backed deployments), the BentoML model store inside a built Bento (no registry at start), and
-memory (tests). Requests read `ModelHolder.current` once and use that snapshot for everything they
-compute, so a swap never mixes versions within a response.
+Sources share one small interface (`current_version`, `load`): the registry as a publisher process keeps
+it in a local folder (serving.publisher; development and registry-backed deployments), the BentoML model
+store inside a built Bento (no registry), and memory (tests). Requests read `ModelHolder.current` once
+and use that snapshot for everything they compute, so a swap never mixes versions within a response.
+`current_version` raises `SourceUnavailable` with the reason when the source cannot say (the holder
+keeps what it serves), and returns None when no model is registered (the service then answers 503).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import subprocess
+import sys
 import threading
-from dataclasses import dataclass, field, replace
+import time
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from serving.schemas import ModelInfo, SwapResult
 
-if TYPE_CHECKING:  # the model code (polars, numpy) is imported where a model is loaded or probed: a
-    # registry source is created first and starts its sidecar sooner (serving.service)
+if TYPE_CHECKING:  # the model code (polars, numpy) is imported where a model is loaded
     import numpy as np
 
     from models.bundle import EtaModel
@@ -26,6 +32,11 @@ if TYPE_CHECKING:  # the model code (polars, numpy) is imported where a model is
 
 logger = logging.getLogger(__name__)
 BUNDLE_DIR = "eta_model"  # the EtaModel folder inside a BentoML model
+PUBLISHER_PID = "ETA_SERVE_PUBLISHER_PID"  # set by `eta serve`: the publisher it started for the worker
+
+
+class SourceUnavailable(RuntimeError):
+    """The source cannot say which version to serve now (the registry is unreachable, say)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,56 +57,168 @@ class LoadedModel:
 
 class ModelSource(Protocol):
     def current_version(self) -> str | None:
-        """The version that should be served now (cheap; polled)."""
+        """The version that should be served now (cheap; polled); None: no model is registered."""
         ...
 
     def load(self, version: str) -> LoadedModel: ...
 
+    def check_now(self) -> None:
+        """Ask the source to look again now (the admin reload); raises SourceUnavailable if it cannot."""
+        ...
 
-class RegistrySource:
-    """`models:/<name>@<alias>` in the MLflow registry at the configured tracking URI.
+    def describe(self) -> str: ...
 
-    The registry is asked through a sidecar process (`serving.registry_sync`), which imports mlflow and
-    downloads versions; this process loads the downloaded bundle and never imports mlflow. Creating the
-    source starts the sidecar (or finds the one `eta serve` started), so it works while the caller goes on.
-    """
 
-    def __init__(self, name: str, alias: str) -> None:
-        from models.tracking import tracking_uri
-        from serving.registry_sync import sidecar_for
+def published_folder(root: Path, tracking_uri: str, name: str, alias: str) -> Path:
+    """Where the publisher of one registry and alias keeps its downloads and status."""
+    registry = hashlib.sha1(tracking_uri.encode()).hexdigest()[:8]
+    return Path(root) / f"{name}@{alias}-{registry}"
 
-        self.name, self.alias, self.uri = name, alias, tracking_uri()
-        sidecar_for(self.uri, prefetch=(name, alias))  # started now: it works while the caller goes on
-        self._found: dict[str, dict[str, object]] = {}  # version -> the sidecar's answer (bundle, run id)
+
+def start_publisher(
+    folder: Path, tracking_uri: str, name: str, alias: str, poll_s: float
+) -> subprocess.Popen:
+    """A publisher (serving.publisher) for `folder`, as a child of this process (it exits with it)."""
+    command = [
+        sys.executable,
+        "-m",
+        "serving.publisher",
+        "--folder",
+        str(folder),
+        "--tracking-uri",
+        tracking_uri,
+    ]
+    command += ["--name", name, "--alias", alias, "--poll", str(poll_s), "--parent", str(os.getpid())]
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    logger.info("event=publisher_started pid=%s folder=%s registry=%s", process.pid, folder, tracking_uri)
+    return process
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+class PublishedSource:
+    """`models:/<name>@<alias>` as a publisher process keeps it in `folder`; this process reads files only.
+
+    The publisher `eta serve` started is used while it lives (ETA_SERVE_PUBLISHER_PID); otherwise, and
+    whenever the one in use has died, this source starts its own, so a dead publisher is replaced at the
+    next poll. A status older than `stale_after_s` means the publisher is not checking (e.g. a registry
+    lock it waits on): the source says so instead of serving on in silence."""
+
+    def __init__(self, folder: Path, tracking_uri: str, name: str, alias: str, poll_s: float) -> None:
+        self.folder, self.tracking_uri, self.name, self.alias = Path(folder), tracking_uri, name, alias
+        self.poll_s = poll_s if poll_s > 0 else 30.0
+        self.stale_after_s = max(3 * self.poll_s, 30.0)
+        self.process: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+        adopted = os.environ.get(PUBLISHER_PID)
+        self._adopted = int(adopted) if adopted and adopted.isdigit() and _alive(int(adopted)) else None
+        self.ensure_publisher()
+
+    def describe(self) -> str:
+        return f"models:/{self.name}@{self.alias} at {self.tracking_uri}"
 
     def __repr__(self) -> str:
-        return f"RegistrySource(models:/{self.name}@{self.alias} at {self.uri})"
+        return f"PublishedSource({self.describe()})"
+
+    def ensure_publisher(self) -> None:
+        """Start a publisher unless one is working for this folder: ours, the adopted one, or another
+        worker's (several workers of one host share a folder and need only one publisher)."""
+        from serving.publisher import read_status
+
+        with self._lock:
+            if self.process is not None and self.process.poll() is None:
+                return
+            if self._adopted is not None and _alive(self._adopted):
+                return
+            if self.process is not None:
+                logger.warning(
+                    "event=publisher_died pid=%s code=%s", self.process.pid, self.process.returncode
+                )
+                self.process = None
+            other = (read_status(self.folder) or {}).get("pid")
+            if isinstance(other, int) and _alive(other):
+                self._adopted = other
+                return
+            self._adopted = None
+            self.process = start_publisher(self.folder, self.tracking_uri, self.name, self.alias, self.poll_s)
+
+    def stop(self) -> None:
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def status(self) -> dict[str, object] | None:
+        """The last status, if a living publisher wrote it (a dead one's may name a version since moved)."""
+        from serving.publisher import read_status
+
+        status = read_status(self.folder)
+        ours = self.process.pid if self.process is not None else self._adopted
+        if status is None or not isinstance(status.get("pid"), int):
+            return None
+        return status if status["pid"] == ours or _alive(status["pid"]) else None
 
     def current_version(self) -> str | None:
-        answer = self._ask({"op": "resolve", "name": self.name, "alias": self.alias})
-        if answer["version"] is None:
-            return None
-        version = str(answer["version"])
-        self._found[version] = answer
-        return version
+        self.ensure_publisher()
+        status = self.status()
+        if status is None:
+            raise SourceUnavailable(f"waiting for the registry publisher's first check of {self.describe()}")
+        age = time.time() - float(status["checked_at"])
+        if age > self.stale_after_s:
+            raise SourceUnavailable(
+                f"the registry publisher has not checked {self.describe()} for {age:.0f} s"
+                + (f" (last error: {status['error']})" if status.get("error") else "")
+            )
+        if status.get("error"):
+            raise SourceUnavailable(str(status["error"]))
+        return None if status["version"] is None else str(status["version"])
 
-    def _ask(self, request: dict[str, object]) -> dict[str, object]:
-        from serving.registry_sync import sidecar_for
+    def no_model_reason(self) -> str:
+        status = self.status() or {}
+        return str(
+            status.get("detail") or f"no model registered as {self.name}@{self.alias} at {self.tracking_uri}"
+        )
 
-        return sidecar_for(self.uri).ask(request)
+    def check_now(self, timeout_s: float = 15.0) -> None:
+        """Have the publisher check the registry now and wait for its answer."""
+        from serving.publisher import request_check
+
+        self.ensure_publisher()
+        asked = time.time()
+        request_check(self.folder)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            status = self.status()
+            if status is not None and float(status["checked_at"]) >= asked:
+                if status.get("error"):
+                    raise SourceUnavailable(str(status["error"]))
+                return
+            time.sleep(0.05)
+        raise SourceUnavailable(
+            f"the registry publisher did not check {self.describe()} within {timeout_s:.0f} s"
+        )
 
     def load(self, version: str) -> LoadedModel:
-        # by version, not by alias: the alias may move between resolving it and loading it
-        answer = self._found.get(version)
-        if answer is None or not Path(str(answer["bundle"])).exists():  # (a sidecar restarted since)
-            answer = self._ask({"op": "fetch", "name": self.name, "version": version})
         from models.bundle import EtaModel
+        from serving.publisher import bundle_of
 
-        model = EtaModel.load(Path(str(answer["bundle"])))
+        status = self.status() or {}
+        bundle = Path(str(status["bundle"])) if str(status.get("version")) == version else None
+        if bundle is None or not bundle.exists():
+            bundle = bundle_of(self.folder / f"v{version}", f"{self.name} version {version}")
         info = ModelInfo(
-            name=self.name, version=version, alias=self.alias, source="registry", run_id=answer["run_id"]
+            name=self.name, version=version, alias=self.alias, source="registry", run_id=status.get("run_id")
         )
-        return LoadedModel(model, info)
+        return LoadedModel(EtaModel.load(bundle), info)
 
 
 class BentoStoreSource:
@@ -104,8 +227,17 @@ class BentoStoreSource:
     def __init__(self, path: Path, labels: dict[str, str]) -> None:
         self.path, self.labels = Path(path), labels
 
+    def describe(self) -> str:
+        return f"the model this Bento carries ({self.labels.get('mlflow_name', 'eta-model')} v{self.labels['mlflow_version']})"
+
     def current_version(self) -> str | None:
         return self.labels["mlflow_version"]
+
+    def check_now(self) -> None:
+        return None
+
+    def no_model_reason(self) -> str:
+        return "the Bento carries no model"
 
     def load(self, version: str) -> LoadedModel:
         from models.bundle import EtaModel
@@ -121,18 +253,34 @@ class BentoStoreSource:
         return LoadedModel(model, info)
 
 
-@dataclass
 class InMemorySource:
     """Models by version and a movable pointer, for tests."""
 
-    models: dict[str, EtaModel]
-    version: str | None
-    name: str = "eta-model"
-    alias: str = "champion"
-    loads: list[str] = field(default_factory=list)
+    def __init__(
+        self,
+        models: dict[str, EtaModel],
+        version: str | None,
+        name: str = "eta-model",
+        alias: str = "champion",
+    ) -> None:
+        self.models, self.version, self.name, self.alias = models, version, name, alias
+        self.loads: list[str] = []
+        self.unavailable: str | None = None  # set by a test: the source then cannot say
+
+    def describe(self) -> str:
+        return f"models:/{self.name}@{self.alias} in memory"
 
     def current_version(self) -> str | None:
+        if self.unavailable:
+            raise SourceUnavailable(self.unavailable)
         return self.version
+
+    def check_now(self) -> None:
+        if self.unavailable:
+            raise SourceUnavailable(self.unavailable)
+
+    def no_model_reason(self) -> str:
+        return f"no model registered as {self.name}@{self.alias} in memory"
 
     def load(self, version: str) -> LoadedModel:
         self.loads.append(version)
@@ -157,8 +305,8 @@ def probe(model: EtaModel) -> np.ndarray:
 
 
 class ModelHolder:
-    """The served model; `refresh()` loads a new version beside the old one and swaps the reference.
-    A LightGBM model is served with `tree_threads` threads (its boosters side by side on larger batches)."""
+    """The served model (or none yet, with the reason); `refresh()` loads a new version beside the old one
+    and swaps the reference. A LightGBM model is served with `tree_threads` threads."""
 
     def __init__(
         self, source: ModelSource, tree_threads: int = 1, online_store: StateStore | None = None
@@ -168,29 +316,29 @@ class ModelHolder:
         self.tree_threads = tree_threads
         self._current: LoadedModel | None = None
         self._refresh_lock = threading.Lock()  # one load at a time; readers never wait on it
+        self.last_error: str | None = None  # why the last check failed (None: it succeeded)
+        self.last_checked: float | None = None  # when a check last succeeded (time.time())
 
     @property
     def current(self) -> LoadedModel:
         if self._current is None:
-            raise RuntimeError("no model loaded yet")
+            raise NoModel(self.unavailable_reason())
         return self._current
 
     @property
     def loaded(self) -> bool:
         return self._current is not None
 
-    def load_initial(self) -> LoadedModel:
-        version = self.source.current_version()
-        if version is None:
-            raise RuntimeError(f"nothing to serve: {self.source!r} names no model version")
-        loaded = self.source.load(version)
-        probe(loaded.model)
-        loaded = self._install(loaded)
-        logger.info("serving %s v%s (%s)", loaded.info.name, loaded.version, loaded.info.source)
-        return loaded
+    def unavailable_reason(self) -> str:
+        """Why there is no model to serve (or why the source cannot be trusted now)."""
+        if self.last_error:
+            return self.last_error
+        if self.last_checked is None:
+            return f"the first check of {self.source.describe()} has not finished"
+        return self.source.no_model_reason()
 
     def _install(self, loaded: LoadedModel) -> LoadedModel:
-        """Make `loaded` current (callers hold the refresh lock or run before serving starts)."""
+        """Make `loaded` current (callers hold the refresh lock)."""
         model = loaded.model
         kind = getattr(model.regressor, "kind", None)
         if kind == "lightgbm" and model.regressor.params.num_threads != self.tree_threads:
@@ -200,8 +348,49 @@ class ModelHolder:
         self._current = loaded  # one reference assignment: requests see the old or the new model, whole
         return loaded
 
+    def refresh(self) -> SwapResult:
+        """Swap to the version the source names now, if it differs; a failed check or load keeps the old
+        model (and is remembered as the reason for /readyz until a check succeeds)."""
+        with self._refresh_lock:
+            previous = self._current.version if self._current is not None else None
+            try:
+                version = self.source.current_version()
+            except SourceUnavailable as exc:
+                self._failed(str(exc))
+                raise
+            self.last_checked, self.last_error = time.time(), None
+            if version is None or version == previous:
+                detail = self.source.no_model_reason() if version is None else "already serving this version"
+                return SwapResult(previous_version=previous, version=previous, swapped=False, detail=detail)
+            try:
+                loaded = self.source.load(version)
+                probe(loaded.model)
+            except Exception as exc:
+                self._failed(f"v{version} cannot be served: {type(exc).__name__}: {exc}")
+                raise SourceUnavailable(self.last_error) from exc
+            self._install(loaded)
+            logger.info(
+                "event=%s from=%s to=%s source=%s",
+                "swap" if previous else "load",
+                previous,
+                version,
+                self.source.describe(),
+            )
+            return SwapResult(previous_version=previous, version=version, swapped=True, detail="swapped")
+
+    def _failed(self, reason: str) -> None:
+        if reason != self.last_error:
+            logger.warning(
+                "event=check_failed serving=%s reason=%s",
+                self._current.version if self._current else None,
+                reason,
+            )
+        self.last_error = reason
+
     def stop(self) -> None:
-        """Nothing runs in the background of the holder itself (kept for the service's shutdown)."""
+        stop = getattr(self.source, "stop", None)
+        if stop is not None:
+            stop()
 
     def _with_online(self, loaded: LoadedModel, state: OnlineState | None = None) -> LoadedModel:
         """`loaded` with the newest online state of its version (or `state`), and its answers saying so."""
@@ -227,23 +416,9 @@ class ModelHolder:
                 else self.online_store.latest(current.info.name, int(current.version))
             )
             self._current = self._with_online(current, state)
-            logger.info("v%s: online calibration revision %s", current.version, revision)
+            logger.info("event=online_state version=%s revision=%s", current.version, revision)
             return True
 
-    def refresh(self) -> SwapResult:
-        """Swap to the version the source names now, if it differs; a failed load keeps the old model."""
-        with self._refresh_lock:
-            previous = self.current
-            version = self.source.current_version()
-            if version is None or version == previous.version:
-                detail = "alias not found" if version is None else "already serving this version"
-                return SwapResult(
-                    previous_version=previous.version, version=previous.version, swapped=False, detail=detail
-                )
-            loaded = self.source.load(version)
-            probe(loaded.model)
-            self._install(loaded)
-            logger.info("swapped model v%s -> v%s", previous.version, version)
-            return SwapResult(
-                previous_version=previous.version, version=version, swapped=True, detail="swapped"
-            )
+
+class NoModel(RuntimeError):
+    """Nothing to serve yet; the message says why (answered as 503)."""

@@ -21,7 +21,7 @@ from serving.config import ServingConfig
 from serving.errors import InvalidRequest, check_count
 from serving.frames import epoch_us, model_input
 from serving.intervals import SECONDS_DECIMALS, arrival, check_levels, legs_json
-from serving.model_source import LoadedModel, ModelHolder, probe
+from serving.model_source import LoadedModel, ModelHolder, SourceUnavailable
 from serving.schemas import (
     MAX_ELAPSED_S,
     ActiveDelivery,
@@ -47,7 +47,7 @@ from serving.windows import slot_window
 logger = logging.getLogger(__name__)
 ROUTE_MAX_PASSES = 3  # feature start times re-planned until they move less than ROUTE_SETTLED_S
 ROUTE_SETTLED_S = 60.0
-READY_TIMEOUT_S = 10.0
+FIRST_LOAD_POLL_S = 1.0  # how often the first model is looked for
 
 
 Departure = tuple[LegPlace, datetime]  # a leg and when it departs: one row of a model call
@@ -72,12 +72,12 @@ class EtaPredictor:
     # ---- lifecycle ------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the micro-batcher and the alias poller on the running event loop."""
+        """Start the micro-batcher and the poller on the running event loop."""
         if self.config.batching and self.batcher is None:
             self.batcher = MicroBatcher(_predict, self.executor, self.config.max_batch_legs)
             self.batcher.start()
-        if self.config.poll_seconds > 0 and self._poller is None:
-            self._poller = asyncio.get_running_loop().create_task(self._poll(), name="eta-alias-poller")
+        if self._poller is None:
+            self._poller = asyncio.get_running_loop().create_task(self._poll(), name="eta-model-poller")
 
     async def stop(self) -> None:
         if self._poller is not None:
@@ -90,17 +90,38 @@ class EtaPredictor:
         self.holder.stop()
 
     async def _poll(self) -> None:
+        """Until a model is served, check every second; then every poll_seconds (0: only on /admin/reload)."""
         while True:
-            await asyncio.sleep(self.config.poll_seconds)
+            if self.holder.loaded and self.config.poll_seconds <= 0:
+                return
             try:
                 await asyncio.to_thread(self.holder.refresh)
                 await asyncio.to_thread(self.holder.refresh_online)
+            except SourceUnavailable:
+                pass  # remembered by the holder (its reason answers /readyz) and logged once
             except Exception:
-                logger.exception("model refresh failed; still serving v%s", self.holder.current.version)
+                logger.exception("event=check_failed")
+            await asyncio.sleep(self.config.poll_seconds if self.holder.loaded else FIRST_LOAD_POLL_S)
+
+    def wait_for_model(self, timeout_s: float = 120.0) -> None:
+        """Block until a model is served (scripts and tests that call the service in process)."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while not self.holder.loaded:
+            try:
+                self.holder.refresh()
+            except SourceUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(FIRST_LOAD_POLL_S)
 
     async def reload(self) -> SwapResult:
-        """Check the alias now and swap if it moved (the admin endpoint)."""
-        return await asyncio.to_thread(self.holder.refresh)
+        """Have the source check now and swap if the alias moved (the admin endpoint)."""
+        await asyncio.to_thread(self.holder.source.check_now)
+        result = await asyncio.to_thread(self.holder.refresh)
+        await asyncio.to_thread(self.holder.refresh_online)
+        return result
 
     def status(self) -> ServiceStatus:
         batcher = self.batcher
@@ -112,16 +133,18 @@ class EtaPredictor:
             max_requests_per_call=batcher.largest if batcher else 0,
         )
 
-    def ready(self) -> bool:
-        """A real prediction through the loaded model, on the prediction thread."""
+    def readiness(self) -> tuple[bool, str]:
+        """Whether a model is served, from the last check (no prediction here: each model was probed when
+        it was loaded). A failing registry check does not make a serving replica unready (an outage of the
+        registry would otherwise take every replica out of the load balancer); the detail says it."""
         if not self.holder.loaded:
-            return False
-        try:
-            self.executor.submit(probe, self.holder.current.model).result(timeout=READY_TIMEOUT_S)
-        except Exception:
-            logger.exception("readiness probe failed")
-            return False
-        return True
+            return False, self.holder.unavailable_reason()
+        detail = f"serving {self.holder.current.info.name} v{self.holder.current.version}"
+        if self.holder.last_error:
+            detail += (
+                f"; the last check failed, so it may not be the current version: {self.holder.last_error}"
+            )
+        return True, detail
 
     async def quantiles(
         self, snapshot: LoadedModel, legs: Sequence[LegPlace], departures: Sequence[datetime]

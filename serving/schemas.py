@@ -296,7 +296,7 @@ class ServiceStatus(BaseModel):
 
 
 class SwapResult(BaseModel):
-    previous_version: str
-    version: str
+    previous_version: str | None = Field(description="What was served before the check (null: nothing yet)")
+    version: str | None
     swapped: bool
     detail: str

@@ -16,9 +16,9 @@ import bentoml
 from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
-from serving.config import ServingConfig
+from serving.config import MODEL_ENDPOINTS, ServingConfig, untraced_patterns
 from serving.errors import InvalidRequest
-from serving.guard import RequestGuard
+from serving.guard import RequestGuard, drop_readiness, set_readiness
 from serving.patches import cancel_request_timers
 from serving.schemas import (
     DEFAULT_LEVELS,
@@ -53,7 +53,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 JSON = "application/json"
-cancel_request_timers()  # see serving.patches: BentoML leaves a live timer per answered request
 
 
 class _ClientErrorTracebacks(logging.Filter):
@@ -78,8 +77,10 @@ def online_store(config: ServingConfig):
 
 def choose_source(config: ServingConfig, bento) -> ModelSource:
     """The Bento's own model when served from a Bento that carries one (unless told otherwise), else the
-    registry."""
-    from serving.model_source import BentoStoreSource, RegistrySource
+    registry as a publisher process keeps it on local disk (serving.publisher)."""
+    from data_contracts.home import eta_home
+    from models.tracking import tracking_uri
+    from serving.model_source import BentoStoreSource, PublishedSource, published_folder
 
     carried = [m for m in (bento.info.all_models if bento else []) if m.tag.name == config.model_name]
     if config.model_source == "bento" or (config.model_source == "auto" and carried):
@@ -87,18 +88,31 @@ def choose_source(config: ServingConfig, bento) -> ModelSource:
             raise RuntimeError(f"ETA_SERVE_MODEL_SOURCE=bento, but this Bento carries no {config.model_name}")
         stored = bentoml.models.get(carried[0].tag)
         return BentoStoreSource(stored.path, dict(stored.info.labels))
-    return RegistrySource(config.model_name, config.model_alias)
+    uri = tracking_uri()
+    folder = published_folder(eta_home() / "serving", uri, config.model_name, config.model_alias)
+    return PublishedSource(folder, uri, config.model_name, config.model_alias, config.poll_seconds)
+
+
+def _log_to_the_service_log() -> None:
+    """The project's own INFO lines (loads, swaps, failed checks, publisher restarts) in the worker's log."""
+    project = logging.getLogger("serving")
+    if not project.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        project.addHandler(handler)
+        project.setLevel(logging.INFO)
+        project.propagate = False
 
 
 # BentoML opens OpenTelemetry spans around every request even when it exports none (its default). Under 16
 # concurrent clients that was ~35% of the worker's GIL time (py-spy), more than the endpoints' own code, and
-# skipping it on the model endpoints took single-leg /eta from 175 to 249 requests/s. See
-# `ServingConfig.trace_model_endpoints` to trace them.
+# skipping it on the model endpoints took single-leg /eta from 175 to 249 requests/s.
 @bentoml.service(
+    name="lastmile-eta",
     workers=1,
     traffic={"timeout": 60},
     labels={"project": "lastmile-eta"},
-    tracing={"excluded_urls": ServingConfig.from_env().untraced_urls()},
+    tracing={"excluded_urls": untraced_patterns(MODEL_ENDPOINTS)},
 )
 class EtaService:
     """Calibrated delivery ETAs: quantiles per leg, customer delivery windows, multi-stop route arrivals.
@@ -114,15 +128,21 @@ class EtaService:
         # serve` imports this module in its own process too, only to read the service's configuration,
         # and that import is on the way to /readyz (see serving/README.md, "Start-up").
         self.config = ServingConfig.from_env()
-        # first the source: a registry source starts its sidecar, which imports mlflow on the other core
-        # while this process imports the model code and the tree libraries
+        cancel_request_timers()  # see serving.patches: BentoML leaves a live timer per answered request
+        _log_to_the_service_log()
+        # first the source: a registry source starts its publisher (if `eta serve` has not), which imports
+        # mlflow on the other core while this process imports the model code
         source = choose_source(self.config, EtaService.bento)
-        from serving.model_source import ModelHolder
+        from serving.model_source import ModelHolder, SourceUnavailable
         from serving.predictor import EtaPredictor
 
         self.holder = ModelHolder(source, self.config.tree_threads, online_store(self.config))
-        self.holder.load_initial()
+        try:  # a Bento's model (or a publisher that already checked) is there at once
+            self.holder.refresh()
+        except SourceUnavailable as exc:  # the service starts anyway: /readyz says why, the poller retries
+            logger.info("event=waiting reason=%s", exc)
         self.predictor = EtaPredictor(self.holder, self.config)
+        set_readiness(self.predictor.readiness)
 
     @bentoml.on_startup
     async def start_background_work(self) -> None:
@@ -135,10 +155,11 @@ class EtaService:
 
     @bentoml.on_shutdown
     async def stop_background_work(self) -> None:
+        drop_readiness(self.predictor.readiness)
         await self.predictor.stop()
 
     def __is_ready__(self) -> bool:
-        return self.predictor.ready()
+        return self.predictor.readiness()[0]
 
     @bentoml.api(route="/eta", input_spec=EtaRequest)
     async def eta(self, legs: list[Leg], levels: Levels = DEFAULT_LEVELS) -> EtaResponse:
@@ -186,26 +207,29 @@ class EtaService:
     @bentoml.api(route="/admin/status", input_spec=AdminRequest)
     async def status(self) -> ServiceStatus:
         """The model being served and how much the micro-batcher is coalescing."""
-        return self.predictor.status()
+        return await _answer(_now(self.predictor.status))
 
     @bentoml.api(route="/admin/reload", input_spec=AdminRequest)
     async def reload(self) -> SwapResult:
-        """Check the champion alias now and swap the model if it moved (also done by polling)."""
-        try:
-            return await self.predictor.reload()
-        except Exception as exc:
-            logger.exception("reload failed")
-            return JSONResponse(
-                {"error": f"reload failed, still serving the old model: {exc}"}, status_code=503
-            )
+        """Have the registry checked now and swap the model if the alias moved (also done by polling)."""
+        return await _answer(self.predictor.reload())
 
 
 EtaService.add_asgi_middleware(RequestGuard)
 
 
+async def _now(function):
+    return function()
+
+
 async def _answer(pending):
-    """The endpoint's answer, or its client error as a 4xx JSON response."""
+    """The endpoint's answer; a client error as a 4xx JSON response, no model or an unreachable registry
+    as 503 with the reason."""
+    from serving.model_source import NoModel, SourceUnavailable
+
     try:
         return await pending
     except InvalidRequest as exc:
         return JSONResponse(exc.body(), status_code=exc.status)
+    except (NoModel, SourceUnavailable) as exc:
+        return JSONResponse({"error": str(exc)}, status_code=503)

@@ -27,7 +27,7 @@ ISOLATED_ENV = (
 )
 # Several apps are built in this process (plain, locked down, hot swap); BentoML registers its Prometheus
 # metrics per app, and a second registration in one process fails. Real servers keep their metrics.
-NO_METRICS = json.dumps({"services": {"EtaService": {"metrics": {"enabled": False}}}})
+NO_METRICS = json.dumps({"services": {"lastmile-eta": {"metrics": {"enabled": False}}}})
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,7 @@ def service(champion: Registered):
     from serving.service import EtaService
 
     instance = EtaService()
+    instance.predictor.wait_for_model()
     yield instance
     asyncio.run(instance.predictor.stop())
 
@@ -124,9 +125,20 @@ def client(champion: Registered):
     from serving.service import EtaService
 
     with TestClient(EtaService.to_asgi(), raise_server_exceptions=False) as test_client:
+        wait_ready(test_client)
         yield test_client
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # starlette asks for `httpx2` for its TestClient; httpx is what this project pins
     config.addinivalue_line("filterwarnings", "ignore:Using `httpx` with `starlette.testclient`")
+
+
+def wait_ready(test_client, timeout_s: float = 120.0, base: str = "") -> None:
+    """Until the service in the test client serves a model (its publisher checks the registry first)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while test_client.get(f"{base}/readyz").status_code != 200:
+        assert time.monotonic() < deadline, test_client.get(f"{base}/readyz").text
+        time.sleep(0.2)

@@ -54,7 +54,7 @@ def bentoml_serve(target: str, cwd: Path, env: dict[str, str], log: Path):
 
 
 def eta_serve(cwd: Path, env: dict[str, str], log: Path):
-    """`eta serve`: the project's command, which starts the registry sidecar and then `bentoml serve`."""
+    """`eta serve`: the project's command, which starts the registry publisher and then `bentoml serve`."""
     port = free_port()
     command = [sys.executable, "-m", "eta_cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)]
     return _serving(command, port, cwd, env, log)

@@ -63,17 +63,15 @@ def test_the_service_does_not_import_what_it_does_not_need() -> None:
     assert "'bentoml'" in loaded
 
 
-def test_the_model_endpoints_skip_tracing_unless_asked() -> None:
+def test_the_model_endpoints_skip_tracing() -> None:
     from opentelemetry.util.http import ExcludeList
 
-    from serving.config import MODEL_ENDPOINTS, ServingConfig
+    from serving.config import MODEL_ENDPOINTS, untraced_patterns
     from serving.service import EtaService
 
-    untraced = ExcludeList(ServingConfig().untraced_urls())
+    untraced = ExcludeList(untraced_patterns(MODEL_ENDPOINTS))
     for path in MODEL_ENDPOINTS:
         assert untraced.url_disabled(f"http://127.0.0.1:3000{path}")
     for path in ("/admin/status", "/admin/reload", "/livez", "/readyz", "/eta/other", "/etas"):
         assert not untraced.url_disabled(f"http://127.0.0.1:3000{path}")
-    assert ServingConfig.from_env({"ETA_SERVE_TRACE_MODEL_ENDPOINTS": "true"}).untraced_urls() == []
-    # the service as imported here (the variable unset) hands the patterns to BentoML
-    assert EtaService.config["tracing"]["excluded_urls"] == ServingConfig().untraced_urls()
+    assert EtaService.config["tracing"]["excluded_urls"] == untraced_patterns(MODEL_ENDPOINTS)

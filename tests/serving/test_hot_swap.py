@@ -9,7 +9,8 @@ import time
 import pytest
 
 from models.tracking import CHAMPION, set_alias
-from serving.model_source import InMemorySource, ModelHolder
+from serving.model_source import InMemorySource, ModelHolder, SourceUnavailable
+from tests.serving.conftest import wait_ready
 from tests.serving.payloads import leg_json, legs_frame_for
 
 BODY = {"legs": [leg_json(), leg_json(dest_lat=-1.2230, dest_lng=36.8980)], "levels": [0.8]}
@@ -29,6 +30,7 @@ def polling_client(champion, challenger, champion_alias):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ETA_SERVE_POLL_SECONDS", "0.2")
         with TestClient(EtaService.to_asgi(), raise_server_exceptions=False) as test_client:
+            wait_ready(test_client)
             yield test_client
 
 
@@ -102,15 +104,36 @@ class BrokenLoads(InMemorySource):
 def test_a_failed_load_keeps_serving_the_old_model(champion) -> None:
     source = BrokenLoads(models={"1": champion.model}, version="1")
     holder = ModelHolder(source)
-    before = holder.load_initial()
+    holder.refresh()
+    before = holder.current
     source.version = "broken"
-    with pytest.raises(OSError, match="unreachable"):
+    with pytest.raises(SourceUnavailable, match="unreachable"):
         holder.refresh()
     assert holder.current is before
     source.version = None  # alias deleted: keep serving, say why
-    assert holder.refresh().detail == "alias not found"
+    assert holder.refresh().detail == "no model registered as eta-model@champion in memory"
     assert holder.current is before
     assert source.loads == ["1"]
+
+
+def test_a_registry_outage_leaves_a_serving_replica_ready_and_says_so(champion) -> None:
+    from serving.config import ServingConfig
+    from serving.predictor import EtaPredictor
+
+    source = InMemorySource(models={"1": champion.model}, version=None)
+    predictor = EtaPredictor(ModelHolder(source), ServingConfig())
+    predictor.holder.refresh()
+    assert predictor.readiness() == (False, "no model registered as eta-model@champion in memory")
+    source.version = "1"
+    predictor.holder.refresh()
+    assert predictor.readiness() == (True, "serving eta-model v1")
+    source.unavailable = "registry at memory cannot be read: locked"
+    with pytest.raises(SourceUnavailable):
+        predictor.holder.refresh()
+    ready, detail = predictor.readiness()
+    assert ready
+    assert detail.startswith("serving eta-model v1; the last check failed")
+    assert detail.endswith("registry at memory cannot be read: locked")
 
 
 def test_a_new_online_state_is_picked_up_without_a_restart(polling_client, champion) -> None:

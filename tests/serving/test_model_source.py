@@ -7,7 +7,14 @@ import pytest
 
 from models import quantile
 from serving.config import ServingConfig
-from serving.model_source import InMemorySource, ModelHolder, RegistrySource, probe
+from serving.model_source import (
+    InMemorySource,
+    ModelHolder,
+    NoModel,
+    PublishedSource,
+    SourceUnavailable,
+    probe,
+)
 from tests.serving.payloads import leg_json, legs_frame_for
 
 
@@ -15,17 +22,21 @@ def test_outside_a_bento_the_registry_serves() -> None:
     from serving.service import choose_source
 
     source = choose_source(ServingConfig(), bento=None)
-    assert isinstance(source, RegistrySource)
+    assert isinstance(source, PublishedSource)
     assert (source.name, source.alias) == ("eta-model", "champion")
+    source.stop()
     with pytest.raises(RuntimeError, match="carries no eta-model"):
         choose_source(ServingConfig(model_source="bento"), bento=None)
 
 
-def test_nothing_to_serve_is_a_clear_start_up_error() -> None:
-    with pytest.raises(RuntimeError, match="nothing to serve"):
-        ModelHolder(InMemorySource(models={}, version=None)).load_initial()
-    with pytest.raises(RuntimeError, match="no model loaded"):
-        _ = ModelHolder(InMemorySource(models={}, version=None)).current
+def test_nothing_to_serve_is_said_and_waited_for() -> None:
+    holder = ModelHolder(InMemorySource(models={}, version=None))
+    with pytest.raises(NoModel, match="first check of models:/eta-model@champion in memory has not finished"):
+        _ = holder.current
+    result = holder.refresh()
+    assert (result.swapped, result.detail) == (False, "no model registered as eta-model@champion in memory")
+    with pytest.raises(NoModel, match="no model registered as eta-model@champion in memory"):
+        _ = holder.current
 
 
 class Crossing:
@@ -42,11 +53,14 @@ def test_the_probe_refuses_a_broken_model(champion) -> None:
     with pytest.raises(RuntimeError, match="crossing"):
         probe(Crossing())
     holder = ModelHolder(InMemorySource(models={"1": champion.model, "2": Crossing()}, version="1"))
-    holder.load_initial()
+    holder.refresh()
     holder.source.version = "2"
-    with pytest.raises(RuntimeError, match="crossing"):
+    with pytest.raises(
+        SourceUnavailable, match="v2 cannot be served: RuntimeError: probe prediction has crossing"
+    ):
         holder.refresh()
     assert holder.current.version == "1"
+    assert holder.unavailable_reason().startswith("v2 cannot be served")
 
 
 def test_configuration_from_the_environment() -> None:
@@ -59,7 +73,9 @@ def test_configuration_from_the_environment() -> None:
 def test_a_lightgbm_model_is_served_with_the_configured_tree_threads(champion) -> None:
     source = InMemorySource(models={"1": champion.model}, version="1")
     assert champion.model.regressor.params.num_threads == 1  # as loaded from the registry
-    served = ModelHolder(source, tree_threads=2).load_initial().model
+    holder = ModelHolder(source, tree_threads=2)
+    holder.refresh()
+    served = holder.current.model
     assert served.regressor.params.num_threads == 2
     assert champion.model.regressor.params.num_threads == 1  # the source's model is untouched
     # enough legs for the boosters to run side by side: the same answers as one after another

@@ -1,4 +1,4 @@
-"""Level 3: the real server process, started by `eta serve` (registry sidecar, then `bentoml serve`) on a
+"""Level 3: the real server process, started by `eta serve` (registry publisher, then `bentoml serve`) on a
 loopback port, over real HTTP."""
 
 from __future__ import annotations
@@ -46,9 +46,10 @@ def _children(pid: int) -> list[str]:
     return found
 
 
-def test_eta_serve_runs_the_registry_sidecar_beside_bentoml(server) -> None:
-    """`eta serve` started the sidecar, then became `bentoml serve` (same process): the sidecar is its child."""
-    assert any("serving.registry_sync" in command for command in _children(server.process.pid))
+def test_eta_serve_runs_the_registry_publisher_beside_bentoml(server) -> None:
+    """`eta serve` started the publisher, then became `bentoml serve` (same process): the publisher is its
+    child, and the worker used it instead of starting its own."""
+    assert sum("serving.publisher" in command for command in _children(server.process.pid)) == 1
     assert httpx.get(f"{server.url}/readyz").status_code == 200
 
 

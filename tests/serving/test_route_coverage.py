@@ -144,6 +144,7 @@ def coverage_with(rho: float, city_trips: pl.DataFrame) -> dict[float, np.ndarra
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ETA_SERVE_ROUTE_LEG_CORRELATION", str(rho))
         service = EtaService()
+    service.predictor.wait_for_model()
     rng = np.random.default_rng(2026)
     inside: dict[float, list[np.ndarray]] = {0.8: [], 0.9: []}
     for one_route in courier_routes(city_trips):

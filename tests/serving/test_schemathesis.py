@@ -13,6 +13,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from tests.serving.conftest import wait_ready
+
 MAX_EXAMPLES = 25  # per operation and mode: bounded, and the same cases every run (derandomized)
 SKIPPED = {"/metrics"}  # needs a real server's Prometheus set-up (covered by test_real_server)
 
@@ -22,6 +24,16 @@ def api_schema(champion):
     from serving.service import EtaService
 
     return schemathesis.openapi.from_asgi("/docs.json", EtaService.to_asgi())
+
+
+@pytest.fixture
+def served(api_schema):
+    """The app's lifespan started and its model loaded (schemathesis ends the lifespan with each test)."""
+    from schemathesis.python import asgi
+
+    with asgi.get_client(api_schema.app) as client:
+        wait_ready(client, base=f"http://{asgi.HOST}")
+    return api_schema
 
 
 def operations(api_schema) -> list:
@@ -43,8 +55,8 @@ def test_the_schema_lists_every_endpoint(api_schema) -> None:
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_no_input_gets_a_server_error(api_schema, mode: GenerationMode) -> None:
-    for operation in operations(api_schema):
+def test_no_input_gets_a_server_error(served, mode: GenerationMode) -> None:
+    for operation in operations(served):
         if mode is GenerationMode.NEGATIVE and operation.method.upper() != "POST":
             continue  # the probes take no input to get wrong
 

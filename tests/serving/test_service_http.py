@@ -9,6 +9,7 @@ import pytest
 
 from serving.errors import dotted
 from serving.schemas import DeliveryWindow, EtaResponse, RouteEta, ServiceStatus, SwapResult
+from tests.serving.conftest import wait_ready
 from tests.serving.payloads import ROUTE, leg_json
 
 
@@ -192,6 +193,7 @@ def locked_client(champion):
             patch.setenv(key, value)
         with TestClient(EtaService.to_asgi(), raise_server_exceptions=False) as test_client:
             test_client.headers["x-api-key"] = "s3cret"
+            wait_ready(test_client)
             yield test_client
 
 
