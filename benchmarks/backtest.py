@@ -124,6 +124,11 @@ def verdict(name: str, strategies: dict) -> str:
         return f"{'met' if ok else 'NOT met'} ({text})"
     if name == "citibike" and {"off", "on"} <= set(strategies):
         off, on = strategies["off"], strategies["on"]
+        if not off["days_served"]:
+            return (
+                "NOT measured: the first model, trained on the replay's opening days, was blocked by the "
+                "candidate_calibration check, so no day was served"
+            )
         text = (
             f"report: the trigger fired on {off['alarms']['false_alarms']} of {off['alarms']['quiet_days']} days "
             f"served by one frozen model; with drift-triggered retraining {on['retrainings']} retrainings ran, "
