@@ -61,14 +61,18 @@ def serve(
     if bento is None and config.model_source != "bento":
         # the publisher starts first: it imports mlflow and downloads the champion while `bentoml serve`
         # starts, and the worker finds it through the environment (serving/publisher.py)
-        from data_contracts.home import eta_home
         from models.tracking import tracking_uri
-        from serving.model_source import PUBLISHER_PID, published_folder, start_publisher
+        from serving.model_source import (
+            PUBLISHER_PID,
+            published_folder,
+            publisher_poll_s,
+            start_publisher,
+        )
 
         uri = tracking_uri()
-        folder = published_folder(eta_home() / "serving", uri, config.model_name, config.model_alias)
+        folder = published_folder(uri, config.model_name, config.model_alias)
         publisher = start_publisher(
-            folder, uri, config.model_name, config.model_alias, config.poll_seconds or 30.0
+            folder, uri, config.model_name, config.model_alias, publisher_poll_s(config.poll_seconds)
         )
         os.environ[PUBLISHER_PID] = str(publisher.pid)
     use_project_bentoml_home()

@@ -69,10 +69,22 @@ class ModelSource(Protocol):
     def describe(self) -> str: ...
 
 
-def published_folder(root: Path, tracking_uri: str, name: str, alias: str) -> Path:
-    """Where the publisher of one registry and alias keeps its downloads and status."""
+def published_folder(tracking_uri: str, name: str, alias: str) -> Path:
+    """Where the publisher of one registry and alias keeps its downloads and status (under ETA_HOME)."""
+    from data_contracts.home import eta_home
+
     registry = hashlib.sha1(tracking_uri.encode()).hexdigest()[:8]
-    return Path(root) / f"{name}@{alias}-{registry}"
+    return eta_home() / "serving" / f"{name}@{alias}-{registry}"
+
+
+# With polling off (ETA_SERVE_POLL_SECONDS=0) the publisher still checks this often: its status then shows
+# that it is alive, and /admin/reload finds a fresh download.
+POLL_WHEN_OFF_S = 30.0
+
+
+def publisher_poll_s(poll_seconds: float) -> float:
+    """How often the publisher checks the registry, for the service's poll_seconds."""
+    return poll_seconds if poll_seconds > 0 else POLL_WHEN_OFF_S
 
 
 def start_publisher(
@@ -112,8 +124,8 @@ class PublishedSource:
 
     def __init__(self, folder: Path, tracking_uri: str, name: str, alias: str, poll_s: float) -> None:
         self.folder, self.tracking_uri, self.name, self.alias = Path(folder), tracking_uri, name, alias
-        self.poll_s = poll_s if poll_s > 0 else 30.0
-        self.stale_after_s = max(3 * self.poll_s, 30.0)
+        self.poll_s = publisher_poll_s(poll_s)
+        self.stale_after_s = max(3 * self.poll_s, POLL_WHEN_OFF_S)
         self.process: subprocess.Popen | None = None
         self._lock = threading.Lock()
         adopted = os.environ.get(PUBLISHER_PID)

@@ -78,7 +78,6 @@ def online_store(config: ServingConfig):
 def choose_source(config: ServingConfig, bento) -> ModelSource:
     """The Bento's own model when served from a Bento that carries one (unless told otherwise), else the
     registry as a publisher process keeps it on local disk (serving.publisher)."""
-    from data_contracts.home import eta_home
     from models.tracking import tracking_uri
     from serving.model_source import BentoStoreSource, PublishedSource, published_folder
 
@@ -89,7 +88,7 @@ def choose_source(config: ServingConfig, bento) -> ModelSource:
         stored = bentoml.models.get(carried[0].tag)
         return BentoStoreSource(stored.path, dict(stored.info.labels))
     uri = tracking_uri()
-    folder = published_folder(eta_home() / "serving", uri, config.model_name, config.model_alias)
+    folder = published_folder(uri, config.model_name, config.model_alias)
     return PublishedSource(folder, uri, config.model_name, config.model_alias, config.poll_seconds)
 
 
