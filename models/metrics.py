@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from models.quantile import qtag
+
 DEFAULT_LEVELS: tuple[float, ...] = (0.5, 0.8, 0.9)
 MIN_SEGMENT_TRIPS = 200
 # the metrics a person reads first (CLI table, results, notebooks)
@@ -132,7 +134,7 @@ def summary_metrics(
     }
     losses = pinball_losses(y, q_pred, quantiles)
     for q, loss in losses.items():
-        out[f"pinball_q{round(q * 100):02d}"] = loss
+        out[f"pinball_{qtag(q)}"] = loss
     out["pinball_mean"] = float(np.mean(list(losses.values())))
     for level in levels:
         lower, upper = interval(q_pred, quantiles, level)
