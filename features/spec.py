@@ -14,9 +14,8 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from features.cells import H3_MAX_RES
 from features.holidays import default_holidays
-
-H3_MAX_RES = 15
 
 
 class HourBand(BaseModel):
