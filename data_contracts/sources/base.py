@@ -108,6 +108,11 @@ def to_float(column: str) -> pl.Expr:
     return pl.col(column).str.strip_chars().cast(pl.Float64, strict=False)
 
 
+def to_int(column: str) -> pl.Expr:
+    """A string column as Int32 (day, weekday, hour, minute fields); blanks and junk become null."""
+    return pl.col(column).str.strip_chars().cast(pl.Int32, strict=False)
+
+
 def parse_local_timestamp(column: str | pl.Expr, formats: Sequence[str], tz: str) -> pl.Expr:
     """Parse a local wall-clock string trying each format in turn, then convert to UTC.
 

@@ -21,7 +21,13 @@ from data_contracts.sources.anonymised_calendar import (
     iso_weekday_from_sunday_first,
     month_starts,
 )
-from data_contracts.sources.base import parse_local_timestamp, read_raw_table, require_columns, to_float
+from data_contracts.sources.base import (
+    parse_local_timestamp,
+    read_raw_table,
+    require_columns,
+    to_float,
+    to_int,
+)
 
 TZ = "America/New_York"
 KM_PER_MILE = 1.609344
@@ -51,10 +57,6 @@ SAMPLE_REQUIRED: tuple[str, ...] = (
 )
 
 
-def _to_int(column: str) -> pl.Expr:
-    return pl.col(column).str.strip_chars().cast(pl.Int32, strict=False)
-
-
 class NycTaxiSampleAdapter:
     """nyc_taxi.csv -> staged trips; test rows (no duration) become missing_value quarantine."""
 
@@ -67,9 +69,9 @@ class NycTaxiSampleAdapter:
 
     def start_ts(self) -> pl.Expr:
         """Day + weekday (Sunday = 1) + hour + minute in New York -> UTC; null when the weekday fits no month."""
-        weekday = iso_weekday_from_sunday_first(_to_int("weekday"))
-        date = date_from_day_and_weekday(_to_int("day"), weekday, self.months)
-        local = pl.format("{} {}:{}", date.dt.strftime("%Y-%m-%d"), _to_int("hour"), _to_int("minute"))
+        weekday = iso_weekday_from_sunday_first(to_int("weekday"))
+        date = date_from_day_and_weekday(to_int("day"), weekday, self.months)
+        local = pl.format("{} {}:{}", date.dt.strftime("%Y-%m-%d"), to_int("hour"), to_int("minute"))
         return parse_local_timestamp(local, ["%Y-%m-%d %H:%M"], TZ)
 
     def stage(self, path: Path) -> pl.DataFrame:

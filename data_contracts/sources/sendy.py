@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from data_contracts.sources.anonymised_calendar import date_from_day_and_weekday, month_starts
-from data_contracts.sources.base import parse_local_timestamp, read_raw_csv, require_columns, to_float
+from data_contracts.sources.base import parse_local_timestamp, read_raw_csv, require_columns, to_float, to_int
 
 TZ = "Africa/Nairobi"
 
@@ -58,10 +58,6 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _to_int(column: str) -> pl.Expr:
-    return pl.col(column).str.strip_chars().cast(pl.Int32, strict=False)
-
-
 class SendyAdapter:
     """deliveries.csv -> staged trips; the month comes from `reference_months` (see DEFAULT_REFERENCE_MONTHS)."""
 
@@ -74,7 +70,7 @@ class SendyAdapter:
 
     def start_ts(self) -> pl.Expr:
         """Pickup day + weekday + 12-hour clock time in Nairobi -> UTC; null when the weekday fits no month."""
-        date = date_from_day_and_weekday(_to_int(PICKUP_DAY), _to_int(PICKUP_WEEKDAY), self.months)
+        date = date_from_day_and_weekday(to_int(PICKUP_DAY), to_int(PICKUP_WEEKDAY), self.months)
         local = pl.concat_str(
             date.dt.strftime("%Y-%m-%d"), pl.col(PICKUP_TIME).str.strip_chars(), separator=" "
         )
