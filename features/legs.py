@@ -5,6 +5,8 @@ from __future__ import annotations
 import polars as pl
 
 UTC = "UTC"
+# The contract's dtypes (data_contracts.schema.TripSchema), restated because the service ships without
+# dataframely; tests/test_features_build.py pins each one to the contract.
 REQUIRED_COLUMNS: dict[str, pl.DataType] = {
     "origin_lat": pl.Float64(),
     "origin_lng": pl.Float64(),

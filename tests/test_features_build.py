@@ -229,6 +229,17 @@ def test_expression_stages_are_built_once_per_spec_and_zones() -> None:
     assert (weekend_spec.filter(friday) == 0).all()
 
 
+def test_the_leg_dtypes_are_the_contracts() -> None:
+    """features/legs.py restates the contract's dtypes (the service ships without dataframely): they match."""
+    from data_contracts.schema import TripSchema
+    from features.legs import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+
+    contract = TripSchema.create_empty().schema
+    declared = {**REQUIRED_COLUMNS, **OPTIONAL_COLUMNS}
+    assert declared == {name: contract[name] for name in declared}
+    assert set(contract) - set(declared) == {"source"}  # the one contract column conform_legs drops
+
+
 @pytest.mark.parametrize("lazy", [False, True])
 def test_a_batch_without_a_required_column_is_refused_by_name(lazy: bool) -> None:
     spec = FeatureSpec(lookback_days=5)
