@@ -12,25 +12,13 @@ from pathlib import Path
 
 import polars as pl
 
-from data_contracts.schema import RAW_COLUMN
+from data_contracts.schema import RAW_COLUMN, TripSchema
 from data_contracts.sources.base import parse_local_timestamp
 from data_contracts.synthetic import geography as geo
 from data_contracts.synthetic.generate import SOURCE_NAME
 
-_PASSTHROUGH = (
-    "trip_id",
-    "origin_lat",
-    "origin_lng",
-    "dest_lat",
-    "dest_lng",
-    "tz",
-    "duration_s",
-    "courier_id",
-    "vehicle_type",
-    "road_distance_km",
-    "temperature_c",
-    "precipitation_mm",
-)
+# every contract column but the two this adapter makes: the partitions already use the contract's names
+_PASSTHROUGH = tuple(c for c in TripSchema.column_names() if c not in {"source", "start_ts"})
 
 
 class SyntheticCityAdapter:
