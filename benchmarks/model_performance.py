@@ -17,14 +17,15 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-# the gap metrics README's "Training time" table shows too
+# sibling scripts in benchmarks/: the per-row pandas baseline, and the gap metrics that README's
+# "Training time" table shows too
+from feature_throughput import pandas_baseline
 from training_trials import GAPS
 
 from data_contracts.synthetic import simulate_trips
 from features.aggregates import AggregateTable
 from features.build import build_features
 from features.spec import FeatureSpec
-from features.throughput import pandas_baseline
 from models.bundle import feature_matrix
 from models.train import TrainConfig, train_eta_model
 

@@ -1,4 +1,6 @@
-"""Hand-run throughput check: `python -m features.throughput [n_legs]` (not a test; prints trips/s).
+"""Feature-build throughput, run by hand (a benchmark, not a test; prints trips/s):
+
+    .venv/bin/python benchmarks/feature_throughput.py [n_legs]     # default 1,000,000
 
 Builds features for n random legs (default 1M) through the serving path (frozen aggregates) and the
 training path (as-of snapshots), and compares with a per-row pandas + h3 `apply` on a 20k sample that
@@ -21,10 +23,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from features.aggregates import AggregateTable, FrozenAggregates
-from features.build import build_features
+from features import AggregateTable, FeatureSpec, FrozenAggregates, build_features
 from features.levels import chains
-from features.spec import FeatureSpec
 
 ZONES = ("Africa/Nairobi", "America/New_York")
 CENTRES = ((-1.29, 36.82), (40.73, -73.99))
