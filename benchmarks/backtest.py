@@ -7,10 +7,10 @@
 
 Each experiment replays days through the real Dagster jobs (`pipelines.backtest.run_plans`, the same code
 as `eta backtest`) with its own Dagster instance, MLflow store and warehouse under
-ETA_HOME/backtests/benchmark-*. The goals come from the issue and are judged against the scenario's
-ground truth by `models.backtest`. The drift thresholds (models/drift.py) were set on the simulated city
-with seed 7; these experiments use seed 11, a city they were not tuned on. Citi Bike is skipped with a
-reason when ../shared/data is absent.
+ETA_HOME/backtests/benchmark-*. Each experiment's goal is stated in `EXPERIMENTS` below and judged against
+the scenario's ground truth by `models.backtest`. The drift thresholds (models/drift.py) were set on the
+simulated city with seed 7; these experiments use seed 11, a city they were not tuned on. Citi Bike is
+skipped with a reason when ../shared/data is absent.
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ def run(name: str) -> dict:
 
 
 def verdict(name: str, strategies: dict) -> str:
-    """The issue's goal, judged from the summaries (synthetic scenarios carry ground truth)."""
+    """The experiment's goal (see `EXPERIMENTS`), judged from the summaries (synthetic scenarios carry ground
+    truth)."""
     if name == "regional_slowdown":
         on, off = strategies["on"]["recovery"], strategies["off"]["recovery"]
         ok = on["goal_met"] and not off["goal_met"]
