@@ -1,7 +1,7 @@
 """Source adapters: each maps one public trip format onto the contract.
 
-The registry names every adapter and imports its module only when asked for, so a missing optional
-module (or a heavy one) costs nothing until it is used.
+The registry names every adapter and imports its module only when asked for, so listing the names
+(`ADAPTER_NAMES`, an unknown-source error) costs no adapter imports.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from pathlib import Path
 
 from data_contracts.sources.base import SourceAdapter
 
-# name -> "module:Class". `synthetic` lives in data_contracts/sources/synthetic.py (written separately);
-# it resolves as soon as that module exists.
+# name -> "module:Class"
 _REGISTRY: dict[str, str] = {
     "sendy": "data_contracts.sources.sendy:SendyAdapter",
     "citibike": "data_contracts.sources.citibike:CitiBikeAdapter",
@@ -26,15 +25,7 @@ ADAPTER_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 def _adapter_class(name: str) -> type:
     module_name, class_name = _REGISTRY[name].split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name != module_name:
-            raise  # a real import error inside the adapter module: let it surface as is
-        raise ModuleNotFoundError(
-            f"adapter {name!r} is registered but {module_name} does not exist yet"
-        ) from err
-    return getattr(module, class_name)
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 def get_adapter(name: str, mapping: Path | None = None) -> SourceAdapter:
