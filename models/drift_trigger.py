@@ -11,21 +11,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 
-from models.drift import CoverageSummary, DriftSummary
-
-
-@dataclass(frozen=True)
-class RetrainDecision:
-    trigger: bool
-    reasons: tuple[str, ...]
-
-
-def retrain_decision(drift: DriftSummary | None, coverage: CoverageSummary | None) -> RetrainDecision:
-    """Retrain when either monitor asks, with every reason it gave."""
-    reasons = [*(drift.reasons if drift else []), *(coverage.reasons if coverage else [])]
-    trigger = bool((drift and drift.trigger) or (coverage and coverage.trigger))
-    return RetrainDecision(trigger, tuple(reasons) if trigger else ("no drift and no coverage decay",))
-
 
 @dataclass(frozen=True)
 class MonitorEvent:

@@ -158,17 +158,6 @@ def test_summary_share_flags_and_reasons() -> None:
     assert quiet.reasons == []
 
 
-def test_retrain_decision_combines_both_monitors() -> None:
-    quiet = drift.summarize_drift([_col("a", "input", 0.0, False)], 1, 1, 1, DriftSettings())
-    assert drift_trigger.retrain_decision(quiet, None) == drift_trigger.RetrainDecision(
-        False, ("no drift and no coverage decay",)
-    )
-    decayed = drift.CoverageSummary(10, {}, {}, trigger=True, reasons=["area x decayed"])
-    assert drift_trigger.retrain_decision(quiet, decayed) == drift_trigger.RetrainDecision(
-        True, ("area x decayed",)
-    )
-
-
 def _event(storage_id: int, day: str, version: int | None, trigger: bool) -> MonitorEvent:
     return MonitorEvent(storage_id, day, version, trigger, "drift_report")
 
