@@ -65,8 +65,3 @@ def contract_markdown() -> str:
             f"| `{name}` | {info['dtype']} | {'yes' if info['nullable'] else 'no'} | {info['description']} |"
         )
     return "\n".join(lines)
-
-
-def empty_trips() -> pl.DataFrame:
-    """A zero-row frame with exactly the contract's columns and dtypes."""
-    return TripSchema.create_empty()

@@ -5,7 +5,6 @@ Validation never raises on bad data and never drops a row: `rows_in == len(valid
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import dataframely as dy
@@ -242,17 +241,3 @@ def _with_rows_as_given(quarantine: pl.DataFrame, staged: pl.DataFrame) -> pl.Da
     text = (as_text(name, dtype) for name, dtype in staged.schema.items())
     raw = given.select("_pos", pl.struct(text).struct.json_encode().alias(RAW_COLUMN))
     return quarantine.drop(RAW_COLUMN).join(raw, on="_pos", how="left").select(quarantine.columns)
-
-
-def merge_results(results: Mapping[str, ValidationResult]) -> ValidationResult:
-    """Concatenate per-file results (e.g. monthly Citi Bike files) into one."""
-    parts = list(results.values())
-    valid = pl.concat([r.valid for r in parts], how="vertical_relaxed")
-    quarantine = pl.concat([r.quarantine for r in parts], how="vertical_relaxed")
-    reasons: dict[str, int] = {}
-    for r in parts:
-        for k, v in r.reasons.items():
-            reasons[k] = reasons.get(k, 0) + v
-    return ValidationResult(
-        valid=valid, quarantine=quarantine, rows_in=sum(r.rows_in for r in parts), reasons=reasons
-    )
