@@ -13,11 +13,16 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from models.metrics import coverage, interval, quantile_column
+from models.plots import new_figure, save_png
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def district_mask(legs: pl.DataFrame, cells: Sequence[str], resolution: int) -> np.ndarray:
@@ -207,32 +212,22 @@ def alarms(days: Sequence[BacktestDay], onset_index: int | None) -> Alarms:
     return Alarms(len(judged), len(quiet), false, rate, first)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def coverage_over_time_plot(
+def coverage_over_time_figure(
     strategies: Mapping[str, Sequence[BacktestDay]],
-    path: Path,
     onset_index: int | None,
     nominal: float = 0.8,
     tolerance: float = 0.03,
     title: str = "",
     min_legs: int = 30,
-) -> Path:
+) -> Figure:
     """80% coverage per day, overall and (when the scenario has one) in the drifted district, one line per
     strategy; triangles mark days after which a retrained model was promoted. Days with fewer than
     `min_legs` served legs (a closed service, a storm) are left out: their coverage is noise."""
-    plt = _pyplot()
     panels = [("coverage_80", "all legs")]
     if any(d.district_n for days in strategies.values() for d in days):
         panels.append(("district_coverage_80", "legs touching the drifted district"))
-    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.5 * len(panels)), sharex=True, squeeze=False)
+    fig = new_figure((11, 3.5 * len(panels)))
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)
     for name, days in strategies.items():
         served = [d for d in _served(days) if d.n >= min_legs]
         for ax, (key, _) in zip(axes[:, 0], panels, strict=True):
@@ -257,25 +252,34 @@ def coverage_over_time_plot(
     axes[-1, 0].set_xlabel("day of the run (triangles: a retrained model was promoted after that day)")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return fig
 
 
-def coverage_trend_plot(days: Sequence[str], coverages: Sequence[Mapping[str, float]], path: Path) -> Path:
+def coverage_over_time_plot(
+    strategies: Mapping[str, Sequence[BacktestDay]],
+    path: Path,
+    onset_index: int | None,
+    nominal: float = 0.8,
+    tolerance: float = 0.03,
+    title: str = "",
+    min_legs: int = 30,
+) -> Path:
+    fig = coverage_over_time_figure(strategies, onset_index, nominal, tolerance, title, min_legs)
+    return save_png(fig, path)
+
+
+def coverage_trend_figure(days: Sequence[str], coverages: Sequence[Mapping[str, float]]) -> Figure:
     """The performance monitor's trend: 80% and 90% coverage per served day."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig = new_figure((8, 3.2))
+    ax = fig.subplots()
     for tag, nominal in (("80", 0.8), ("90", 0.9)):
         ax.plot(list(days), [c.get(tag, math.nan) for c in coverages], marker="o", label=f"{tag}% interval")
         ax.axhline(nominal, linestyle="--", linewidth=1, color="grey")
     ax.set(ylim=(0.5, 1.0), ylabel="coverage", title="coverage of served intervals")
     ax.tick_params(axis="x", labelrotation=60, labelsize=7)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def coverage_trend_plot(days: Sequence[str], coverages: Sequence[Mapping[str, float]], path: Path) -> Path:
+    return save_png(coverage_trend_figure(days, coverages), path, dpi=80)
