@@ -47,21 +47,55 @@ class AggregateSource(Protocol):
     def stats_for(self, rows: pl.LazyFrame, legs: int = ...) -> pl.LazyFrame: ...
 
 
-def _cumulative(keyed: pl.LazyFrame, keys: tuple[str, ...]) -> pl.DataFrame:
-    """Per key and end day: running totals of trips and log speeds up to and including that day."""
-    daily = (
+def _daily(keyed: pl.LazyFrame, keys: tuple[str, ...]) -> pl.DataFrame:
+    """Per key and end day: trips and log-speed sum of the trips that ended that day."""
+    return (
         keyed.filter(pl.all_horizontal(pl.col(k).is_not_null() for k in keys))
         .group_by(*keys, "end_day")
         .agg(pl.len().cast(pl.Int64).alias(TRIPS), pl.col("log_speed").sum().alias(SUM))
-        .sort(*keys, "end_day")
+        .collect()
     )
-    running = daily.select(
-        *keys,
-        pl.col("end_day").alias(DAY),
-        pl.col(TRIPS).cum_sum().over(keys).alias(CUM_TRIPS),
-        pl.col(SUM).cum_sum().over(keys).alias(CUM_SUM),
+
+
+def _cumulative(daily: list[pl.DataFrame], keys: tuple[str, ...]) -> pl.DataFrame:
+    """Per key and end day: running totals of trips and log speeds up to and including that day, from
+    daily totals of any number of parts (a day's trips may be split across parts: they are summed)."""
+    running = (
+        pl.concat(daily)
+        .lazy()
+        .group_by(*keys, "end_day")
+        .agg(pl.col(TRIPS).sum(), pl.col(SUM).sum())
+        .sort(*keys, "end_day")
+        .select(
+            *keys,
+            pl.col("end_day").alias(DAY),
+            pl.col(TRIPS).cum_sum().over(keys).alias(CUM_TRIPS),
+            pl.col(SUM).cum_sum().over(keys).alias(CUM_SUM),
+        )
     )
     return running.sort(DAY).collect()
+
+
+def daily_totals(trips: pl.DataFrame | pl.LazyFrame, spec: FeatureSpec) -> dict[str, pl.DataFrame]:
+    """Per level: trips and log-speed sum per key and end day. Totals of disjoint sets of trips add up,
+    so a large history is summarised part by part (a day partition per worker) and combined with
+    `AggregateTable.from_daily`. Trips with a non-positive duration or shorter than
+    `spec.aggregate_min_km` are left out."""
+    conformed = conform_legs(trips, require=("duration_s",)).collect()
+    keyed = (
+        with_leg_keys(conformed.lazy(), zones_of(conformed.lazy()), spec)
+        .filter(pl.col("duration_s") > 0, leg_haversine_km() >= spec.aggregate_min_km)
+        .with_columns(
+            (pl.col("start_ts") + pl.duration(microseconds=(pl.col("duration_s") * 1e6).cast(pl.Int64)))
+            .dt.date()
+            .alias("end_day"),
+            log_speed(spec).alias("log_speed"),
+        )
+        .filter(pl.col("log_speed").is_finite())
+        .collect()
+        .lazy()
+    )
+    return {level.name: _daily(keyed, level.keys) for level in distinct_levels(spec)}
 
 
 def window_stats(
@@ -128,25 +162,20 @@ class AggregateTable:
 
     @classmethod
     def from_trips(cls, trips: pl.DataFrame | pl.LazyFrame, spec: FeatureSpec) -> AggregateTable:
-        """Build from completed trips (contract columns, `duration_s` required).
+        """Build from completed trips (contract columns, `duration_s` required); see `daily_totals`."""
+        return cls.from_daily([daily_totals(trips, spec)], spec)
 
-        Trips with a non-positive duration or shorter than `spec.aggregate_min_km` are left out.
-        """
-        conformed = conform_legs(trips, require=("duration_s",)).collect()
-        keyed = (
-            with_leg_keys(conformed.lazy(), zones_of(conformed.lazy()), spec)
-            .filter(pl.col("duration_s") > 0, leg_haversine_km() >= spec.aggregate_min_km)
-            .with_columns(
-                (pl.col("start_ts") + pl.duration(microseconds=(pl.col("duration_s") * 1e6).cast(pl.Int64)))
-                .dt.date()
-                .alias("end_day"),
-                log_speed(spec).alias("log_speed"),
-            )
-            .filter(pl.col("log_speed").is_finite())
-            .collect()
-            .lazy()
+    @classmethod
+    def from_daily(cls, parts: list[dict[str, pl.DataFrame]], spec: FeatureSpec) -> AggregateTable:
+        """Build from the `daily_totals` of disjoint parts of a history: the same table as `from_trips` on
+        all of it (log-speed sums up to float rounding, as the additions come in another order)."""
+        return cls(
+            spec,
+            {
+                level.name: _cumulative([part[level.name] for part in parts], level.keys)
+                for level in distinct_levels(spec)
+            },
         )
-        return cls(spec, {level.name: _cumulative(keyed, level.keys) for level in distinct_levels(spec)})
 
     def stats_for(self, rows: pl.LazyFrame, legs: int = SMALL_BATCH_LEGS) -> pl.LazyFrame:
         """Each row's statistics at its own `as_of_day` snapshot (`legs`: the batch size, if known)."""

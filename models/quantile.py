@@ -88,7 +88,7 @@ class LightGBMQuantile:
     boosters: dict[float, object] = field(default_factory=dict)
     kind: str = "lightgbm"
 
-    def _lgb_params(self, alpha: float, n_rows: int) -> dict[str, object]:
+    def lgb_params(self, alpha: float, n_rows: int) -> dict[str, object]:
         p = self.params
         rows = p.median_rows_per_round if alpha == 0.5 else p.spread_rows_per_round
         bagging = {"bagging_fraction": rows / n_rows, "bagging_freq": 1} if n_rows > rows else {}
@@ -120,7 +120,7 @@ class LightGBMQuantile:
         valid = lgb.Dataset(X_val, y_val, reference=train, free_raw_data=False)
         stop = [lgb.early_stopping(self.params.early_stopping_rounds, verbose=False)]
         median = lgb.train(
-            self._lgb_params(0.5, len(y)),
+            self.lgb_params(0.5, len(y)),
             train,
             self.params.median_rounds,
             valid_sets=[valid],
@@ -135,7 +135,7 @@ class LightGBMQuantile:
             if q == 0.5:
                 continue
             self.boosters[q] = lgb.train(
-                self._lgb_params(q, len(y)),
+                self.lgb_params(q, len(y)),
                 spread_train,
                 self.params.spread_rounds,
                 valid_sets=[spread_val],
@@ -191,13 +191,10 @@ class XGBoostQuantile:
     booster: object | None = None
     kind: str = "xgboost"
 
-    def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray) -> XGBoostQuantile:
-        import xgboost as xgb
-
+    def xgb_params(self, base_score: float) -> dict[str, object]:
+        """Training parameters; `base_score` is the median target of the training rows."""
         p = self.params
-        dtrain = xgb.QuantileDMatrix(X, y, feature_names=self.feature_names, max_bin=p.max_bin)
-        dval = xgb.DMatrix(X_val, y_val, feature_names=self.feature_names)
-        params = {
+        return {
             "objective": "reg:quantileerror",
             "quantile_alpha": np.asarray(self.quantiles),
             "tree_method": "hist",
@@ -208,8 +205,15 @@ class XGBoostQuantile:
             "colsample_bytree": p.feature_fraction,
             "nthread": p.num_threads,
             "seed": p.seed,
-            "base_score": float(np.median(y)),
+            "base_score": base_score,
         }
+
+    def fit(self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray) -> XGBoostQuantile:
+        import xgboost as xgb
+
+        dtrain = xgb.QuantileDMatrix(X, y, feature_names=self.feature_names, max_bin=self.params.max_bin)
+        dval = xgb.DMatrix(X_val, y_val, feature_names=self.feature_names)
+        params, p = self.xgb_params(float(np.median(y))), self.params
         self.booster = xgb.train(
             params,
             dtrain,

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from itertools import combinations
+from typing import Protocol
 
 import numpy as np
 import polars as pl
@@ -286,6 +287,20 @@ def calibrate(
     return calibration, fit_enroute(q_sent, y[sent], regressor.quantiles)
 
 
+class BoosterEngine(Protocol):
+    """Where features of the training legs are built and boosters trained: `fit_boosters` in this process
+    (the default), or `models.distributed.DaskEngine` on a Dask cluster; both give the same model."""
+
+    def fit_boosters(
+        self,
+        fit_legs: pl.DataFrame,
+        key: pl.Expr,
+        stop_days: list[object],
+        spec: FeatureSpec,
+        config: TrainConfig,
+    ) -> tuple[QuantileRegressor, pl.DataFrame]: ...
+
+
 @dataclass
 class Fitted:
     model: EtaModel
@@ -302,11 +317,13 @@ def fit_model(
     spec: FeatureSpec,
     config: TrainConfig,
     warnings: list[str],
+    engine: BoosterEngine | None = None,
 ) -> Fitted:
     """Boosters on `fit_days`, offsets on `cal_days`; the model carries the snapshot after both."""
     fit_legs, cal_legs = _days(trips, key, fit_days), _days(trips, key, cal_days)
     stop_days = fit_days[max(1, int(len(fit_days) * (1 - config.early_stopping_share))) :]
-    regressor, fit_features = fit_boosters(fit_legs, key, stop_days, spec, config)
+    boost = engine.fit_boosters if engine is not None else fit_boosters
+    regressor, fit_features = boost(fit_legs, key, stop_days, spec, config)
     cal_aggregates = frozen_after(fit_legs, spec)
     calibration, enroute = calibrate(regressor, cal_legs, cal_aggregates, spec, config.calibration)
     served = frozen_after(pl.concat([fit_legs, cal_legs]), spec)
@@ -363,8 +380,11 @@ def profile_metrics(
     return metrics
 
 
-def train_eta_model(trips: pl.DataFrame, config: TrainConfig | None = None) -> TrainingResult:
-    """Fit, calibrate and evaluate on valid contract rows, then refit for production (see the module notes)."""
+def train_eta_model(
+    trips: pl.DataFrame, config: TrainConfig | None = None, engine: BoosterEngine | None = None
+) -> TrainingResult:
+    """Fit, calibrate and evaluate on valid contract rows, then refit for production (see the module notes).
+    `engine`: where the boosters' features are built and the boosters trained (default: this process)."""
     config = config or TrainConfig()
     clock = _Stopwatch()
     quantiles = config.quantiles
@@ -378,7 +398,7 @@ def train_eta_model(trips: pl.DataFrame, config: TrainConfig | None = None) -> T
         spec = spec.model_copy(update={"lookback_days": max(spec.lookback_days, span)})
     warnings: list[str] = []
 
-    fitted = fit_model(trips, key, windows.train, windows.calibration, spec, config, warnings)
+    fitted = fit_model(trips, key, windows.train, windows.calibration, spec, config, warnings, engine)
     evaluated = fitted.model
     clock.lap("fit_and_calibrate")
     test = _days(trips, key, windows.test)
@@ -420,7 +440,7 @@ def train_eta_model(trips: pl.DataFrame, config: TrainConfig | None = None) -> T
     shipped, refit = evaluated, {}
     if config.refit:
         fit_days, cal_days = windows.refit()
-        shipped = fit_model(trips, key, fit_days, cal_days, spec, config, warnings).model
+        shipped = fit_model(trips, key, fit_days, cal_days, spec, config, warnings, engine).model
         refit = {
             "fit_days": f"{fit_days[0]}..{fit_days[-1]}",
             "calibration_days": f"{cal_days[0]}..{cal_days[-1]}",
