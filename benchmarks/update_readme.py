@@ -15,6 +15,7 @@ BLOCKS = {
     "training-trials": ROOT / "results" / "training_trials.md",
     "serving-performance": ROOT / "results" / "serving_performance.md",
     "backtest": ROOT / "results" / "backtest.md",
+    "scale": ROOT / "results" / "scale.md",
 }
 
 

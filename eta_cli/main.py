@@ -170,6 +170,13 @@ def train(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the boosters.")] = 7,
+    dask_scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Train on this Dask cluster (e.g. tcp://10.0.0.5:8786); default $ETA_DASK_SCHEDULER, "
+            "else in this process."
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
 ) -> None:
     """Train, calibrate and evaluate; log to MLflow, register as challenger and run the promotion gate."""
@@ -181,6 +188,7 @@ def train(
     console = Console(stderr=True, quiet=json_output)
     with console.status("loading libraries and trips", spinner="dots"):
         from data_contracts.ingest import load_trips
+        from models.distributed import dask_engine, engine_name, scheduler_address
         from models.quantile import DEFAULT_QUANTILES, BoostingParams
         from models.registry import log_and_register
         from models.train import TrainConfig, split_for, train_eta_model
@@ -208,14 +216,24 @@ def train(
         params=BoostingParams(seed=seed),
         seed=seed,
     )
-    with console.status(f"training {model} on {loaded.rows_valid} trips", spinner="dots"):
+    address = scheduler_address(dask_scheduler)
+    where = f"on the Dask cluster at {address}" if address else "in this process"
+    with console.status(f"training {model} on {loaded.rows_valid} trips {where}", spinner="dots"):
         try:
-            result = train_eta_model(loaded.valid, config)
-        except ValueError as exc:
+            with dask_engine(address) as engine:
+                result = train_eta_model(loaded.valid, config, engine)
+                trained_on = engine_name(engine)
+        except (ValueError, ConnectionError) as exc:
             _fail(str(exc))
     with console.status("logging to MLflow and running the promotion gate", spinner="dots"):
         registered = log_and_register(
-            result, config, extra_params={"source": source or "validated"}, quarantine=loaded.quarantine
+            result,
+            config,
+            extra_params={
+                "source": source or "validated",
+                "engine": trained_on,
+            },
+            quarantine=loaded.quarantine,
         )
     payload = {
         **registered.as_dict(),

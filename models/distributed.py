@@ -31,11 +31,17 @@ from models.train import TrainConfig, drop_inputs
 SCHEDULER_ENV = "ETA_DASK_SCHEDULER"
 # LightGBM's early stopping copies its validation legs to every worker: beyond this many, a seeded sample
 VALIDATION_ROWS = 200_000
+CONNECT_TIMEOUT_S = 30  # a scheduler under load can take a while to accept a client
 
 
 def scheduler_address(explicit: str | None = None) -> str | None:
     """The Dask scheduler to train on: `explicit`, else $ETA_DASK_SCHEDULER, else None (in-process)."""
     return explicit or os.environ.get(SCHEDULER_ENV) or None
+
+
+def engine_name(engine: DaskEngine | None) -> str:
+    """How a training run is labelled in MLflow (param `engine`)."""
+    return f"dask {engine.client.scheduler.address}" if engine is not None else "in-process"
 
 
 @contextmanager
@@ -47,9 +53,9 @@ def dask_engine(address: str | None) -> Iterator[DaskEngine | None]:
     from distributed import Client
 
     try:
-        client = Client(address, timeout=30)
+        client = Client(address, timeout=CONNECT_TIMEOUT_S)
     except OSError as error:
-        raise RuntimeError(f"cannot reach the Dask scheduler at {address}: {error}") from error
+        raise ConnectionError(f"cannot reach the Dask scheduler at {address}: {error}") from error
     try:
         yield DaskEngine(client)
     finally:

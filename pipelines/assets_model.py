@@ -11,7 +11,7 @@ import polars as pl
 from models.quantile import qtag
 from pipelines.assets_ingest import FEATURES, VALID, previous_days, read_days
 from pipelines.metadata import metrics_table, png_markdown
-from pipelines.resources import DriftDetector, ModelRegistry, TripSource, Warehouse
+from pipelines.resources import DaskCluster, DriftDetector, ModelRegistry, TripSource, Warehouse
 
 TRAINING_SET, CANDIDATE, EVALUATION, PROMOTION = (
     "training_set",
@@ -195,20 +195,29 @@ def build_model_assets(partitions: dg.PartitionsDefinition, window_days: int = 2
         registry: ModelRegistry,
         drift: DriftDetector,
         source: TripSource,
+        dask: DaskCluster,
     ):
+        from models.distributed import engine_name
         from models.drift import build_reference, monitoring_frame
         from models.train import train_eta_model
 
         day = context.partition_key
         train_config = config.train_config()
-        result = train_eta_model(warehouse.read_table(TRAINING_SET, day), train_config)
+        with dask.engine() as engine:
+            result = train_eta_model(warehouse.read_table(TRAINING_SET, day), train_config, engine)
+            trained_on = engine_name(engine)
         trigger = context.run.tags.get("eta/trigger", "manual")
         registered = registry.register_challenger(
             result,
             train_config,
             config.gate(),
             run_name=f"candidate-{day}",
-            extra_params={"partition": day, "source": source.source_name, "trigger": trigger},
+            extra_params={
+                "partition": day,
+                "source": source.source_name,
+                "trigger": trigger,
+                "engine": trained_on,
+            },
         )
         settings = drift.settings()
         frame = result.test_frame

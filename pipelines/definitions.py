@@ -25,6 +25,7 @@ from pipelines.checks import build_checks
 from pipelines.resources import (
     SYNTHETIC_START,
     BentoPackager,
+    DaskCluster,
     DriftDetector,
     ModelRegistry,
     OnlineStore,
@@ -58,6 +59,7 @@ def build_definitions(
     drift: DriftDetector | None = None,
     packager: BentoPackager | None = None,
     online: OnlineStore | None = None,
+    dask: DaskCluster | None = None,
     window_days: int = 28,
     lookback_days: int = 28,
     max_quarantine_share: float = 0.05,
@@ -98,6 +100,7 @@ def build_definitions(
             "drift": drift or DriftDetector(),
             "online": online or OnlineStore(),
             "packager": packager or BentoPackager(),
+            "dask": dask or DaskCluster(),
         },
         # steps run one after another in the run's process: on two cores, a process per step would spend
         # its time importing the stack (~20 s each)

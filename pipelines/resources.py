@@ -403,6 +403,21 @@ class DriftDetector(dg.ConfigurableResource):
         )
 
 
+class DaskCluster(dg.ConfigurableResource):
+    """The Dask cluster the training assets train on: `scheduler` (an address such as tcp://host:8786), else
+    $ETA_DASK_SCHEDULER, else none: training runs in the run's own process."""
+
+    scheduler: str = ""
+
+    @contextmanager
+    def engine(self) -> Iterator[object]:
+        """A `models.distributed.DaskEngine` on the cluster while the block runs, or None without one."""
+        from models.distributed import dask_engine, scheduler_address
+
+        with dask_engine(scheduler_address(self.scheduler)) as engine:
+            yield engine
+
+
 class BentoPackager(dg.ConfigurableResource):
     """Builds the deployable Bento that carries the registry's champion (`serving.packaging.build_bento`).
 

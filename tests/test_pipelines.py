@@ -20,6 +20,7 @@ from pipelines.checks import feature_problems
 from pipelines.definitions import DRIFT_RECIPE, build_definitions
 from pipelines.resources import (
     BentoPackager,
+    DaskCluster,
     DriftDetector,
     ModelRegistry,
     OnlineStore,
@@ -71,6 +72,7 @@ def stack(tmp_path_factory):
         "drift": DriftDetector(reference_sample=400, current_sample=400),
         "packager": RecordingPackager(),
         "online": OnlineStore(root=str(root / "online")),
+        "dask": DaskCluster(),  # no scheduler: training runs in the step's process
     }
     defs = build_definitions(window_days=5, **resources)
     assets = {a.key.to_user_string(): a for a in defs.assets if len(a.keys) == 1}
@@ -493,7 +495,7 @@ def test_definitions_load_with_jobs_schedule_and_sensor() -> None:
         "retraining_job",
         "nightly_job",
     }
-    assert set(defs.resources) == {"source", "warehouse", "registry", "drift", "packager", "online"}
+    assert set(defs.resources) == {"source", "warehouse", "registry", "drift", "packager", "online", "dask"}
 
 
 def test_folder_source_cuts_monthly_files_into_local_days() -> None:
