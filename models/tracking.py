@@ -1,5 +1,9 @@
 """MLflow wiring: a tracking store under ETA_HOME by default, the `eta-model` registry and its aliases.
 
+The store is sqlite under ETA_HOME unless MLFLOW_TRACKING_URI names another, e.g. a shared PostgreSQL
+database (`postgresql+psycopg2://user@host:5432/mlflow`, docs/decisions/postgres-backends.md). Artifacts
+are files under `artifact_root()` (ETA_MLFLOW_ARTIFACTS): with a store shared by several machines, that
+must be a path every one of them mounts at the same place, as the experiment records it when created.
 Nothing happens at import time; `configure()` sets the tracking URI when a command or service starts.
 """
 
@@ -9,8 +13,10 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+from urllib.request import url2pathname
 
-from data_contracts.home import eta_home
+from data_contracts.home import eta_home, require_postgres_driver
 
 REGISTERED_MODEL = "eta-model"
 EXPERIMENT = "eta"
@@ -28,11 +34,24 @@ def default_tracking_uri() -> str:
 
 
 def tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI if set, else the sqlite store under ETA_HOME."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+    """MLFLOW_TRACKING_URI if set (e.g. postgresql+psycopg2://), else the sqlite store under ETA_HOME."""
+    configured = os.environ.get("MLFLOW_TRACKING_URI")
+    if not configured:
+        return default_tracking_uri()
+    return require_postgres_driver(configured, "MLFLOW_TRACKING_URI")
+
+
+def display_uri(uri: str) -> str:
+    """`uri` with any password in it masked, for messages, logs and status files."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def artifact_root() -> Path:
+    """Where new experiments keep their artifacts: ETA_MLFLOW_ARTIFACTS, else under ETA_HOME."""
     return Path(os.environ.get("ETA_MLFLOW_ARTIFACTS") or eta_home() / "mlflow" / "artifacts")
 
 
@@ -74,8 +93,24 @@ def configure(experiment: str = EXPERIMENT) -> Tracking:
             experiment_id = mlflow.get_experiment_by_name(experiment).experiment_id
     else:
         experiment_id = existing.experiment_id
+        if not uri.startswith("sqlite:"):  # sqlite: store and artifacts on one machine, nothing to mount
+            _require_artifact_folder(experiment, existing.artifact_location)
     mlflow.set_experiment(experiment_id=experiment_id)
     return Tracking(uri=uri, experiment_id=experiment_id)
+
+
+def _require_artifact_folder(experiment: str, location: str) -> None:
+    """A shared store whose experiment keeps artifacts in a folder this machine lacks would have MLflow
+    write a local folder of that name and read nothing: say which path must be mounted instead."""
+    if not location.startswith("file://"):
+        return
+    folder = Path(url2pathname(urlsplit(location).path))
+    if not folder.is_dir():
+        raise RuntimeError(
+            f"experiment {experiment!r} keeps its artifacts in {folder}, which this machine does not have: "
+            "mount the shared artifact folder there (ETA_MLFLOW_ARTIFACTS names it on the machine that "
+            "created the experiment)"
+        )
 
 
 def alias_version(alias: str, name: str = REGISTERED_MODEL) -> int | None:

@@ -22,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from models.tracking import display_uri
 from serving.schemas import ModelInfo, SwapResult
 
 if TYPE_CHECKING:  # the model code (polars, numpy) is imported where a model is loaded
@@ -102,7 +103,9 @@ def start_publisher(
     ]
     command += ["--name", name, "--alias", alias, "--poll", str(poll_s), "--parent", str(os.getpid())]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
-    logger.info("event=publisher_started pid=%s folder=%s registry=%s", process.pid, folder, tracking_uri)
+    logger.info(
+        "event=publisher_started pid=%s folder=%s registry=%s", process.pid, folder, display_uri(tracking_uri)
+    )
     return process
 
 
@@ -133,7 +136,7 @@ class PublishedSource:
         self.ensure_publisher()
 
     def describe(self) -> str:
-        return f"models:/{self.name}@{self.alias} at {self.tracking_uri}"
+        return f"models:/{self.name}@{self.alias} at {display_uri(self.tracking_uri)}"
 
     def __repr__(self) -> str:
         return f"PublishedSource({self.describe()})"
@@ -197,7 +200,8 @@ class PublishedSource:
     def no_model_reason(self) -> str:
         status = self.status() or {}
         return str(
-            status.get("detail") or f"no model registered as {self.name}@{self.alias} at {self.tracking_uri}"
+            status.get("detail")
+            or f"no model registered as {self.name}@{self.alias} at {display_uri(self.tracking_uri)}"
         )
 
     def check_now(self, timeout_s: float = 15.0) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 
 from data_contracts.safe_io import first_line, write_atomic
-from models.tracking import MODEL_ARTIFACT
+from models.tracking import MODEL_ARTIFACT, display_uri
 
 STATUS, CHECK = "status.json", "check"
 KEEP_VERSIONS = 3  # downloads kept: the one served and the two before it (a rollback needs no download)
@@ -58,7 +58,7 @@ class Publisher:
         status: dict[str, object] = {
             "name": self.name,
             "alias": self.alias,
-            "tracking_uri": self.tracking_uri,
+            "tracking_uri": display_uri(self.tracking_uri),
             "checked_at": time.time(),
             "pid": os.getpid(),
             "error": None,
@@ -68,7 +68,9 @@ class Publisher:
         except Exception as exc:  # reported to the service, which keeps its model and says why
             previous = read_status(self.folder) or {}
             status.update({k: previous.get(k) for k in ("version", "bundle", "run_id")})
-            status["error"] = f"registry at {self.tracking_uri} cannot be read: {first_line(exc, 300)}"
+            status["error"] = (
+                f"registry at {display_uri(self.tracking_uri)} cannot be read: {first_line(exc, 300)}"
+            )
         self.folder.mkdir(parents=True, exist_ok=True)
         text = json.dumps(status)
         write_atomic(self.folder / STATUS, lambda tmp: tmp.write_text(text))
@@ -93,7 +95,7 @@ class Publisher:
                 "version": None,
                 "bundle": None,
                 "run_id": None,
-                "detail": f"no model registered as {self.name}@{self.alias} at {self.tracking_uri}",
+                "detail": f"no model registered as {self.name}@{self.alias} at {display_uri(self.tracking_uri)}",
             }
         version = str(found.version)
         return {"version": version, "bundle": str(self._download(client, version)), "run_id": found.run_id}
