@@ -9,8 +9,10 @@ export UV_PYTHON_DOWNLOADS := never
 
 # uv from PATH if it is there, otherwise installed through pip (user site) and run as a module
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+# apt-get as root, through sudo otherwise
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test test-fast lint ui serve results benchmark-serving benchmark-models clean-state help
+.PHONY: install postgres-server demo test test-fast lint ui serve results benchmark-serving benchmark-models clean-state help
 
 help:
 	@echo "make demo   - set up .venv and run the main job on the synthetic city"
@@ -23,7 +25,19 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	$(UV) sync --frozen --all-groups --python $(PYTHON)
 	@touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed postgres-server
+
+# The PostgreSQL tests start their own server from these binaries (tests/pg_server.py); Debian keeps them
+# in /usr/lib/postgresql/<version>/bin, off PATH. Installed only where neither place has initdb and pg_ctl.
+postgres-server:
+	@if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then exit 0; fi; \
+	if ls /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "no PostgreSQL server binaries and no apt-get: install PostgreSQL, or its tests are skipped"; exit 0; \
+	fi; \
+	echo "installing Debian's postgresql package (server binaries for the PostgreSQL tests)"; \
+	$(SUDO) apt-get update -qq && \
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql
 
 demo: install
 	$(ETA) demo

@@ -51,3 +51,17 @@ def trained(city_trips, fast_params):
     from models.train import TrainConfig, train_eta_model
 
     return train_eta_model(city_trips, TrainConfig(params=fast_params))
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server on a free loopback port for the session (tests/pg_server.py); skipped with
+    the reason where no server binaries are installed (`make install` installs them)."""
+    from tests.pg_server import NoServer, as_server_user, postgres_server, server_bindir
+
+    try:
+        server_bindir(), as_server_user()
+    except NoServer as reason:
+        pytest.skip(str(reason))
+    with postgres_server() as server:
+        yield server
