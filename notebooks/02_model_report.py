@@ -16,12 +16,13 @@
 # If no champion exists yet (a fresh `ETA_HOME`), it trains one on the synthetic city first.
 
 # %%
+# %matplotlib inline
 import os
 from datetime import date
 
-import matplotlib.pyplot as plt
 import mlflow
 import polars as pl
+from IPython.display import display
 
 from data_contracts.synthetic import simulate_trips
 from models import plots
@@ -69,21 +70,10 @@ pl.DataFrame([summary_metrics(y, q, taus)]).select(HEADLINE_METRICS)
 # ## Reliability diagram and PIT
 
 # %%
-from pathlib import Path
-from tempfile import mkdtemp
+plots.reliability_figure(y, q, taus)
 
-out = Path(mkdtemp())
-fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-for ax, png in zip(
-    axes,
-    [
-        plots.reliability_diagram(y, q, taus, out / "rel.png"),
-        plots.pit_histogram(y, q, taus, out / "pit.png"),
-    ],
-    strict=True,
-):
-    ax.imshow(plt.imread(png))
-    ax.axis("off")
+# %%
+plots.pit_figure(y, q, taus)
 
 # %% [markdown]
 # ## Coverage by hour, region and distance band — and the worst segments
@@ -99,8 +89,7 @@ segments = {
         pl.Series(distance_band(features["haversine_km"].to_numpy())), y, q, taus, 0.8, min_count
     ),
 }
-plt.imshow(plt.imread(plots.coverage_by_segment(segments, 0.8, out / "seg.png")))
-plt.axis("off")
+display(plots.coverage_by_segment_figure(segments, 0.8))
 pl.concat([t.with_columns(pl.lit(name).alias("by")) for name, t in segments.items()]).sort(
     "abs_gap", descending=True
 ).head(8)
@@ -109,10 +98,7 @@ pl.concat([t.with_columns(pl.lit(name).alias("by")) for name, t in segments.item
 # ## Interval width vs distance
 
 # %%
-plt.imshow(
-    plt.imread(plots.width_vs_distance(features["haversine_km"].to_numpy(), q, taus, out / "width.png"))
-)
-plt.axis("off")
+plots.width_vs_distance_figure(features["haversine_km"].to_numpy(), q, taus)
 
 # %% [markdown]
 # ## Against the baselines (as logged with the champion's run, on its own test window)

@@ -16,14 +16,14 @@
 # `ETA_NOTEBOOK_SMALL=1` (the test suite) runs fewer, smaller days.
 
 # %%
+# %matplotlib inline
 import os
 import tempfile
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import polars as pl
 
-from models.backtest import day_table
+from models.backtest import coverage_over_time_figure, day_table
 from pipelines.backtest import load_strategies, run_plans, synthetic_plan
 
 SMALL = os.environ.get("ETA_NOTEBOOK_SMALL") == "1"
@@ -48,12 +48,11 @@ pl.DataFrame([{k: v for k, v in s.items() if not isinstance(v, dict)} for s in r
 # ## Coverage over time (the dashed line is the onset; markers are drift alerts and promotions)
 
 # %%
-plt.figure(figsize=(12, 7))
-plt.imshow(plt.imread(folder / "coverage_over_time.png"))
-plt.axis("off")
+strategies = load_strategies(folder)
+coverage_over_time_figure(strategies, plans[0].onset_index, title="regional slowdown")
 
 # %% [markdown]
 # ## The per-day table of the drift-triggered strategy
 
 # %%
-day_table(load_strategies(folder)["on"]).tail(8)
+day_table(strategies["on"]).tail(8)
