@@ -63,7 +63,7 @@ def ladder_step(legs: int, engine: str) -> dict:
     from features.spec import FeatureSpec
     from models.distributed import DaskEngine
     from models.quantile import BoostingParams
-    from models.train import TrainConfig, fit_boosters
+    from models.train import TrainConfig, early_stopping_days, fit_boosters
 
     trips = simulate_trips(legs, seed=5, days=DAYS).sort("start_ts")
     median_rounds, spread_rounds = LADDER_ROUNDS
@@ -75,7 +75,7 @@ def ladder_step(legs: int, engine: str) -> dict:
     )
     key = pl.col("start_ts").dt.date()
     days = trips.select(key.unique().sort()).to_series().to_list()
-    stop_days = days[-max(1, int(len(days) * config.early_stopping_share)) :]
+    stop_days = early_stopping_days(days, config)
     spec = FeatureSpec()
     row: dict = {"legs": legs, "engine": engine}
     cluster = client = None

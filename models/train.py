@@ -309,6 +309,11 @@ class Fitted:
     cal_legs: pl.DataFrame
 
 
+def early_stopping_days(fit_days: list[object], config: TrainConfig) -> list[object]:
+    """The newest `early_stopping_share` of the fit days: they only stop the boosting (at least one day is boosted)."""
+    return fit_days[max(1, int(len(fit_days) * (1 - config.early_stopping_share))) :]
+
+
 def fit_model(
     trips: pl.DataFrame,
     key: pl.Expr,
@@ -321,7 +326,7 @@ def fit_model(
 ) -> Fitted:
     """Boosters on `fit_days`, offsets on `cal_days`; the model carries the snapshot after both."""
     fit_legs, cal_legs = _days(trips, key, fit_days), _days(trips, key, cal_days)
-    stop_days = fit_days[max(1, int(len(fit_days) * (1 - config.early_stopping_share))) :]
+    stop_days = early_stopping_days(fit_days, config)
     boost = engine.fit_boosters if engine is not None else fit_boosters
     regressor, fit_features = boost(fit_legs, key, stop_days, spec, config)
     cal_aggregates = frozen_after(fit_legs, spec)
