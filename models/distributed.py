@@ -67,7 +67,7 @@ class StopOnValidation:
 
     Keeps the validation predictions up to date one tree at a time (`init` plus each new tree's output)
     and stops, as `lightgbm.early_stopping` does, when the pinball loss at `alpha` has not improved for
-    `patience` rounds; the booster keeps the best round."""
+    `patience` rounds or the last round is reached; the booster keeps the best round."""
 
     order = 30  # after LightGBM's own evaluation callbacks
 
@@ -86,7 +86,8 @@ class StopOnValidation:
         loss = float(np.mean(np.maximum(self.alpha * residual, (self.alpha - 1) * residual)))
         if loss < self.best_loss:
             self.best_loss, self.best_round = loss, env.iteration
-        elif env.iteration - self.best_round >= self.patience:
+        last_round = env.iteration == env.end_iteration - 1  # as LightGBM's: keep the best round even then
+        if last_round or env.iteration - self.best_round >= self.patience:
             raise lgb.callback.EarlyStopException(
                 self.best_round, [("valid", "quantile", self.best_loss, False)]
             )

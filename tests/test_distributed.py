@@ -47,6 +47,14 @@ def test_stop_on_validation_stops_where_lightgbm_early_stopping_does() -> None:
     assert 1 < lightgbm_own.best_iteration < 400  # it did stop early
     assert ours.best_iteration == lightgbm_own.best_iteration
     np.testing.assert_allclose(ours.predict(X_val), lightgbm_own.predict(X_val))
+    # without running out of patience, both keep the best round when the rounds end
+    lightgbm_own = lgb.train(
+        params, train, 60, valid_sets=[valid], callbacks=[lgb.early_stopping(100, verbose=False)]
+    )
+    ours = lgb.train(params, train, 60, callbacks=[StopOnValidation(X_val, y_val, None, 0.9, 100)])
+    assert lightgbm_own.best_iteration < 60
+    assert ours.best_iteration == lightgbm_own.best_iteration
+    np.testing.assert_allclose(ours.predict(X_val), lightgbm_own.predict(X_val))
 
 
 def test_scheduler_address_prefers_the_option_over_the_environment(monkeypatch) -> None:
