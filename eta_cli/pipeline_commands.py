@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-DAGSTER_PORT, MLFLOW_PORT = 3001, 5000  # `eta serve` uses 3000
+from pipelines.ui import DAGSTER_PORT, MLFLOW_PORT
 
 
 def _quiet_libraries() -> None:
@@ -63,7 +63,6 @@ def ui(
 ) -> None:
     """Dagster webserver + daemon (runs the nightly schedule and the drift sensor) and the MLflow UI, on
     loopback, until Ctrl-C; every process is stopped with its process group."""
-    import os
     import signal
     import time
 
@@ -78,7 +77,7 @@ def ui(
     dagster_home = prepare_dagster_home()
     (home / "mlflow").mkdir(parents=True, exist_ok=True)
     mlflow_url = f"http://{host}:{mlflow_port}"
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "ETA_HOME": str(home)}
+    env = services.environment(home, dagster_home, mlflow_url)
     logs = home / "logs"
     # the UI only browses runs: MLflow 3's job runner would add ten worker processes to a two-core machine
     mlflow_env = {

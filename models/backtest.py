@@ -266,20 +266,3 @@ def coverage_over_time_plot(
 ) -> Path:
     fig = coverage_over_time_figure(strategies, onset_index, nominal, tolerance, title, min_legs)
     return save_png(fig, path)
-
-
-def coverage_trend_figure(days: Sequence[str], coverages: Sequence[Mapping[str, float]]) -> Figure:
-    """The performance monitor's trend: 80% and 90% coverage per served day."""
-    fig = new_figure((8, 3.2))
-    ax = fig.subplots()
-    for tag, nominal in (("80", 0.8), ("90", 0.9)):
-        ax.plot(list(days), [c.get(tag, math.nan) for c in coverages], marker="o", label=f"{tag}% interval")
-        ax.axhline(nominal, linestyle="--", linewidth=1, color="grey")
-    ax.set(ylim=(0.5, 1.0), ylabel="coverage", title="coverage of served intervals")
-    ax.tick_params(axis="x", labelrotation=60, labelsize=7)
-    ax.legend(fontsize=8)
-    return fig
-
-
-def coverage_trend_plot(days: Sequence[str], coverages: Sequence[Mapping[str, float]], path: Path) -> Path:
-    return save_png(coverage_trend_figure(days, coverages), path, dpi=80)

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 
-from pipelines.metadata import column_schema, counts_table
+from pipelines.metadata import column_schema, counts_table, shown
 from pipelines.resources import TripSource, Warehouse
 
 RAW, VALID, QUARANTINE, FEATURES = "raw_trips", "validated_trips", "quarantined_trips", "trip_features"
@@ -104,7 +104,7 @@ def build_ingest_assets(partitions: dg.PartitionsDefinition, lookback_days: int 
             asset_key=QUARANTINE,
             metadata={
                 "dagster/row_count": result.rows_quarantined,
-                "quarantine_share": share,
+                **shown({"quarantine_share": share}),
                 "reasons": counts_table(result.reasons, "reason", result.rows_in),
                 "reason_counts": dg.MetadataValue.json(dict(result.reasons)),
                 "path": dg.MetadataValue.path(str(quarantine_path)),
@@ -147,7 +147,7 @@ def build_ingest_assets(partitions: dg.PartitionsDefinition, lookback_days: int 
                 "dagster/row_count": frame.height,
                 "dagster/column_schema": column_schema(schema),
                 "history_days": len(read),
-                "share_with_origin_history": with_history,
+                **shown({"share_with_origin_history": with_history}),
                 "feature_spec_version": spec.version,
                 "path": dg.MetadataValue.path(str(path)),
             }

@@ -5,12 +5,11 @@ Partition D means "trained after day D": the window ends with D and the promoted
 """
 
 import dagster as dg
-import numpy as np
 import polars as pl
 
 from models.quantile import qtag
 from pipelines.assets_ingest import FEATURES, VALID, previous_days, read_days
-from pipelines.metadata import metrics_table, png_markdown
+from pipelines.metadata import metrics_table, reasons_md, shown
 from pipelines.resources import DaskCluster, DriftDetector, ModelRegistry, TripSource, Warehouse
 
 TRAINING_SET, CANDIDATE, EVALUATION, PROMOTION = (
@@ -118,19 +117,6 @@ class TrainingConfig(dg.Config):
         return replace(GateConfig(), **self._set("gate"))
 
 
-def _save_candidate_plots(result, folder) -> list:
-    from models import plots
-
-    frame = result.test_frame
-    quantiles = result.model.quantiles
-    q = frame.select([qtag(t) for t in quantiles]).to_numpy()
-    y = frame["duration_s"].to_numpy()
-    return [
-        plots.reliability_diagram(y, q, quantiles, folder / "reliability.png"),
-        plots.coverage_by_segment(result.segments, 0.8, folder / "coverage_by_segment.png"),
-    ]
-
-
 def build_model_assets(partitions: dg.PartitionsDefinition, window_days: int = 28) -> list:
     """The model assets on `partitions`; `window_days` is the window drawn in the lineage graph."""
 
@@ -230,7 +216,7 @@ def build_model_assets(partitions: dg.PartitionsDefinition, window_days: int = 2
             registered.version,
         )
         reference_dir = reference.save(warehouse.reference_dir(registered.version))
-        plots = _save_candidate_plots(result, warehouse.folder("plots", CANDIDATE, f"date={day}"))
+        plots = registry.artifact_urls(registered.run_id, "plots")
         run_url = registry.run_url(registered.run_id)
         warehouse.write_json(
             CANDIDATE,
@@ -245,10 +231,11 @@ def build_model_assets(partitions: dg.PartitionsDefinition, window_days: int = 2
                 "rows": result.rows,
                 "data_hash": result.data_hash,
                 "reference_dir": str(reference_dir),
-                "plots": [str(p) for p in plots],
+                "plots": plots,
                 "trigger": trigger,
             },
         )
+        metrics = result.metrics
         return dg.MaterializeResult(
             metadata={
                 "registered_version": registered.version,
@@ -259,13 +246,10 @@ def build_model_assets(partitions: dg.PartitionsDefinition, window_days: int = 2
                 "trigger": trigger,
                 "test_window": result.windows.as_dict()["test_days"],
                 "rows": dg.MetadataValue.json(result.rows),
-                "metrics": metrics_table(
-                    {"candidate": result.metrics, **result.baseline_metrics}, SHOWN_METRICS
-                ),
-                "coverage_80": result.metrics["coverage_80"],
-                "coverage_90": result.metrics["coverage_90"],
-                "mae_s": result.metrics["mae_s"],
-                "plots": png_markdown(plots),
+                "metrics": metrics_table({"candidate": metrics, **result.baseline_metrics}, SHOWN_METRICS),
+                # numbers per partition: the asset's Plots tab draws them over the days
+                **shown({key: metrics[key] for key in SHOWN_METRICS if key in metrics}),
+                **{f"plot_{name}": dg.MetadataValue.url(url) for name, url in plots.items()},
                 "monitoring_reference": dg.MetadataValue.path(str(reference_dir)),
             }
         )
@@ -299,17 +283,16 @@ def build_model_assets(partitions: dg.PartitionsDefinition, window_days: int = 2
             "decision": verdict.as_dict(),
         }
         warehouse.write_json(EVALUATION, day, payload)
-        shown = {"candidate": metrics, "champion": decision.get("champion"), **candidate["baselines"]}
+        compared = {"candidate": metrics, "champion": decision.get("champion"), **candidate["baselines"]}
         return dg.MaterializeResult(
             metadata={
                 "candidate_version": candidate["version"],
                 "champion_version": candidate["champion_version"],
                 "calibrated": payload["calibrated"],
                 "gate_promote": verdict.promote,
-                "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in verdict.reasons)),
-                "comparison": metrics_table(shown, SHOWN_METRICS),
-                "coverage_gap_80": gaps.get("80", np.nan),
-                "coverage_gap_90": gaps.get("90", np.nan),
+                "reasons": reasons_md(verdict.reasons, "no reason given"),
+                "comparison": metrics_table(compared, SHOWN_METRICS),
+                **shown({f"coverage_gap_{level}": gap for level, gap in gaps.items()}),
             }
         )
 
@@ -346,7 +329,7 @@ def build_model_assets(partitions: dg.PartitionsDefinition, window_days: int = 2
                 "champion_version": champion,
                 "previous_champion": previous,
                 "alias": "champion" if evaluation["promote"] else "challenger",
-                "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in evaluation["reasons"])),
+                "reasons": reasons_md(evaluation["reasons"], "no reason given"),
                 "mlflow_model": dg.MetadataValue.url(registry.model_url(champion or version)),
             }
         )

@@ -6,14 +6,13 @@ which the drift sensor reads.
 import dagster as dg
 import polars as pl
 
-from pipelines.assets_ingest import VALID, previous_days
-from pipelines.metadata import metrics_table, png_markdown
+from pipelines.assets_ingest import VALID
+from pipelines.metadata import metrics_table, reasons_md, records_table, shown
 from pipelines.resources import DriftDetector, ModelRegistry, OnlineStore, Warehouse
 
 SERVED, DRIFT, PERFORMANCE = "served_predictions", "drift_report", "performance_monitor"
 ONLINE = "online_calibration"
 KEY_PREFIX = "key_"  # served-frame columns holding the online calibrator's area keys
-TREND_DAYS = 28
 
 
 def load_reference(warehouse: Warehouse, version: int):
@@ -78,8 +77,7 @@ def build_monitor_assets(partitions: dg.PartitionsDefinition) -> list:
                 "served": True,
                 "champion_version": version,
                 "dagster/row_count": frame.height,
-                "coverage_80": coverage["80"],
-                "coverage_90": coverage["90"],
+                **shown({"coverage_80": coverage["80"], "coverage_90": coverage["90"]}),
                 "mlflow_model": dg.MetadataValue.url(registry.model_url(version)),
                 "path": dg.MetadataValue.path(str(path)),
             }
@@ -123,27 +121,37 @@ def build_monitor_assets(partitions: dg.PartitionsDefinition) -> list:
             {"drifted_share": summary.drifted_share, **{f"drift_{k}": v for k, v in scores.items()}},
             [p for p in (html, json_path) if p is not None],
         )
-        table = ["| column | kind | method | score | threshold | drifted |", "|---|---|---|---:|---:|---|"]
-        table += [
-            f"| {c.column} | {c.kind} | {c.method} | {c.score:.3f} | {c.threshold} | {'yes' if c.drifted else ''} |"
-            for c in summary.columns
-        ]
+        columns = records_table(
+            [
+                {
+                    "column": c.column,
+                    "kind": c.kind,
+                    "method": c.method,
+                    "score": c.score,
+                    "threshold": c.threshold,
+                    "drifted": c.drifted,
+                }
+                for c in summary.columns
+            ]
+        )
         metadata = {
             "trigger": summary.trigger,
-            "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in summary.reasons) or "no drift"),
+            "reasons": reasons_md(summary.reasons, "no drift"),
             "champion_version": version,
-            "drifted_share": summary.drifted_share,
+            **shown({"drifted_share": summary.drifted_share}),
             "dataset_drift": summary.dataset_drift,
             "prediction_drift": summary.prediction_drift,
             "residual_drift": bool(summary.residual_drift),
             "rows": summary.rows,
             "sampled_rows": summary.sampled_rows,
-            "columns": dg.MetadataValue.md("\n".join(table)),
+            "columns": columns,
             "mlflow_monitoring_run": dg.MetadataValue.url(run_url),
         }
         if html is not None:
-            metadata["evidently_report"] = dg.MetadataValue.path(str(html))
-            metadata["evidently_report_url"] = dg.MetadataValue.url(html.as_uri())
+            metadata["evidently_report"] = dg.MetadataValue.url(
+                registry.artifact_url(run_url, f"reports/{html.name}")
+            )
+            metadata["evidently_report_file"] = dg.MetadataValue.path(str(html))
         return dg.MaterializeResult(metadata=metadata)
 
     @dg.asset(
@@ -155,7 +163,6 @@ def build_monitor_assets(partitions: dg.PartitionsDefinition) -> list:
         "origin area, against the serving model's reference coverage.",
     )
     def performance_monitor(context: dg.AssetExecutionContext, warehouse: Warehouse, drift: DriftDetector):
-        from models.backtest import coverage_trend_plot
         from models.drift import coverage_decay
 
         day = context.partition_key
@@ -167,30 +174,25 @@ def build_monitor_assets(partitions: dg.PartitionsDefinition) -> list:
             return _not_served("no champion or no monitoring reference")
         summary = coverage_decay(warehouse.read_table(SERVED, day), reference, drift.settings())
         warehouse.write_json(PERFORMANCE, day, {**summary.as_dict(), "champion_version": version})
-        trend_days, trend = [], []
-        for key in [*previous_days(day, TREND_DAYS - 1), day]:
-            if warehouse.has(PERFORMANCE, key, ".json"):
-                coverage = warehouse.read_json(PERFORMANCE, key).get("coverage")
-                if coverage:
-                    trend_days.append(key)
-                    trend.append(coverage)
-        plot = coverage_trend_plot(
-            trend_days, trend, warehouse.folder("plots", PERFORMANCE) / f"date={day}.png"
-        )
         decayed = summary.decayed_segments
         return dg.MaterializeResult(
             metadata={
                 "trigger": summary.trigger,
-                "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in summary.reasons) or "no decay"),
+                "reasons": reasons_md(summary.reasons, "no decay"),
                 "champion_version": version,
-                "coverage_80": summary.coverage.get("80"),
-                "coverage_90": summary.coverage.get("90"),
+                # per partition: the asset's Plots tab draws the coverage trend over the days
+                **shown(
+                    {
+                        "coverage_80": summary.coverage.get("80"),
+                        "coverage_90": summary.coverage.get("90"),
+                        "reference_coverage_80": summary.reference_coverage.get("80"),
+                    }
+                ),
                 "coverage": metrics_table(
                     {"today": summary.coverage, "reference": summary.reference_coverage}, ["80", "90"]
                 ),
                 "areas_judged": summary.segments_judged,
                 "areas_decayed": dg.MetadataValue.json(decayed),
-                "coverage_trend": png_markdown([plot]),
                 "dagster/row_count": summary.rows,
             }
         )
@@ -254,12 +256,13 @@ def build_monitor_assets(partitions: dg.PartitionsDefinition) -> list:
                 "through": learned.through,
                 "legs_in_window": learned.describe()["legs"],
                 "active": learned.calibration is not None,
-                "coverage_80_champion": report["champion"]["coverage_80"],
-                "coverage_80_online": report["online"]["coverage_80"],
-                "coverage_90_champion": report["champion"]["coverage_90"],
-                "coverage_90_online": report["online"]["coverage_90"],
-                "width_80_champion": report["champion"]["width_80_s"],
-                "width_80_online": report["online"]["width_80_s"],
+                **shown(
+                    {
+                        f"{metric.removesuffix('_s')}_{who}": report[who][metric]
+                        for metric in ("coverage_80", "coverage_90", "width_80_s")
+                        for who in ("champion", "online")
+                    }
+                ),
                 "coverage": metrics_table(report, ["coverage_80", "coverage_90", "width_80_s"]),
                 "groups_with_offsets": dg.MetadataValue.json(groups),
                 "mlflow_monitoring_run": dg.MetadataValue.url(run_url),

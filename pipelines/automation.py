@@ -1,5 +1,6 @@
 """Jobs, the nightly schedule and the drift sensor.
 
+- `ingest_job`: ingest, validate and featurize a day (the demo runs it per day).
 - `daily_monitoring_job`: ingest the day, serve it with the champion, run both monitors.
 - `retraining_job`: window -> candidate -> evaluation -> promotion (requested by the drift sensor).
 - `nightly_job`: both, for yesterday; the nightly schedule first catches up missing days of the window.
@@ -34,6 +35,7 @@ def build_jobs(partitions: dg.PartitionsDefinition) -> dict:
         )
 
     return {
+        "ingest_job": job("ingest_job", INGEST_KEYS, "Ingest, validate and featurize a day."),
         "daily_monitoring_job": job(
             "daily_monitoring_job", INGEST_KEYS + MONITOR_KEYS, "Ingest a day, serve it, monitor it."
         ),
@@ -71,6 +73,10 @@ def build_nightly_schedule(
         if local_today - timedelta(days=1) < first:
             return dg.SkipReason(f"no complete day yet: the first partition is {first}")
         yesterday = (local_today - timedelta(days=1)).isoformat()
+        if partitions.end is not None and local_today - timedelta(days=1) >= partitions.end.date():
+            return dg.SkipReason(
+                f"the partitions end with {partitions.get_last_partition_key()}: the data go no further"
+            )
         done = context.instance.get_materialized_partitions(dg.AssetKey(VALID))
         window = [d for d in previous_days(yesterday, window_days - 1) if date.fromisoformat(d) >= first]
         catch_up = [

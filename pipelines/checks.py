@@ -10,7 +10,7 @@ import polars as pl
 
 from pipelines.assets_ingest import FEATURES, QUARANTINE, VALID
 from pipelines.assets_model import EVALUATION
-from pipelines.metadata import counts_table
+from pipelines.metadata import counts_table, reasons_md, shown
 from pipelines.resources import Warehouse
 
 # (column, lowest, highest) every feature row must respect; NaN or null fails too
@@ -79,7 +79,7 @@ def build_checks(partitions: dg.PartitionsDefinition, max_quarantine_share: floa
         return dg.AssetCheckResult(
             passed=share <= max_quarantine_share,
             metadata={
-                "quarantine_share": share,
+                **shown({"quarantine_share": share}),
                 "max_share": max_quarantine_share,
                 "quarantined": quarantine.height,
                 "valid": valid_rows,
@@ -101,9 +101,9 @@ def build_checks(partitions: dg.PartitionsDefinition, max_quarantine_share: floa
         return dg.AssetCheckResult(
             passed=not problems,
             metadata={
-                "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
+                "problems": reasons_md(problems, "none"),
                 "rows": features.height,
-                "share_with_origin_history": history,
+                **shown({"share_with_origin_history": history}),
             },
         )
 
@@ -123,7 +123,7 @@ def build_checks(partitions: dg.PartitionsDefinition, max_quarantine_share: floa
             metadata={
                 "candidate_version": evaluation["version"],
                 "coverage_tolerance": tolerance,
-                **{f"coverage_gap_{k}": v for k, v in gaps.items()},
+                **shown({f"coverage_gap_{k}": v for k, v in gaps.items()}),
             },
         )
 

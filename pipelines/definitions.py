@@ -2,12 +2,14 @@
 pyproject's `[tool.dagster]`): the synthetic city, daily from its first day, state under ETA_HOME.
 
 `build_definitions` builds the same graph for another source, start day or resources (the backtest and the
-tests use it). Nothing is read or created at import time: the resources resolve ETA_HOME when they run.
+tests use it). Nothing is created at import time, and the one thing read is the list of days the city
+under ETA_HOME was simulated for (`simulated_end`): the partitions end there, so the UI shows what exists.
 """
 
 from __future__ import annotations
 
 import warnings
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -44,9 +46,18 @@ SYNTHETIC_TIMEZONE = "Africa/Nairobi"
 DRIFT_RECIPE: dict = {"lookback_days": 3, "split": [0.85, 0.1, 0.05], "pinball_tolerance": 0.01}
 
 
-def daily_partitions(start: str = SYNTHETIC_START, timezone: str = SYNTHETIC_TIMEZONE):
-    """Days of the source's local calendar, from its first day."""
-    return dg.DailyPartitionsDefinition(start_date=start, timezone=timezone)
+def daily_partitions(
+    start: str = SYNTHETIC_START, timezone: str = SYNTHETIC_TIMEZONE, end: str | None = None
+):
+    """Days of the source's local calendar, from its first day to `end` (excluded; None: up to today)."""
+    return dg.DailyPartitionsDefinition(start_date=start, end_date=end, timezone=timezone)
+
+
+def simulated_end(source: SyntheticCitySource) -> str | None:
+    """The day after the last day simulated in the source's folder; None when the folder has no city
+    (then the partitions run up to today, and a day is simulated when it is first asked for)."""
+    days = sorted(p.name.removeprefix("date=") for p in source.folder.glob("date=*") if p.is_dir())
+    return (date.fromisoformat(days[-1]) + timedelta(days=1)).isoformat() if days else None
 
 
 def build_definitions(
@@ -54,6 +65,7 @@ def build_definitions(
     start: str = SYNTHETIC_START,
     timezone: str = SYNTHETIC_TIMEZONE,
     *,
+    end: str | None = None,
     warehouse: Warehouse | None = None,
     registry: ModelRegistry | None = None,
     drift: DriftDetector | None = None,
@@ -65,10 +77,10 @@ def build_definitions(
     max_quarantine_share: float = 0.05,
     drift_recipe: dict | None = None,
 ) -> dg.Definitions:
-    """The asset graph on daily partitions from `start`, with resources (defaults: the simulated city and
+    """The asset graph on daily partitions from `start` (to `end`, excluded, when given), with resources (defaults: the simulated city and
     state under ETA_HOME). `drift_recipe` overrides the training config of drift-requested retrainings
     (default `DRIFT_RECIPE`; pass {} to retrain exactly like the nightly run)."""
-    partitions = daily_partitions(start, timezone)
+    partitions = daily_partitions(start, timezone, end)
     with warnings.catch_warnings():
         # two non-stable APIs on purpose: per-partition asset checks (preview), and look-back windows that may
         # reach before the first partition (beta `allow_nonexistent_upstream_partitions`)
@@ -94,7 +106,7 @@ def build_definitions(
             build_packaging_sensor(jobs["packaging_job"]),
         ],
         resources={
-            "source": source or SyntheticCitySource(follow_folder=True),
+            "source": source or default_source(),
             "warehouse": warehouse or Warehouse(),
             "registry": registry or ModelRegistry(),
             "drift": drift or DriftDetector(),
@@ -108,4 +120,9 @@ def build_definitions(
     )
 
 
-defs = build_definitions()
+def default_source() -> SyntheticCitySource:
+    """The UI's and daemon's source: the city under ETA_HOME, continued with its own settings."""
+    return SyntheticCitySource(follow_folder=True)
+
+
+defs = build_definitions(end=simulated_end(default_source()))

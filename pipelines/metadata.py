@@ -1,45 +1,85 @@
-"""Small builders of Dagster metadata: tables, embedded plots, links. Presentation only."""
+"""Small builders of Dagster metadata: numbers, tables, links. Presentation only.
+
+The Dagster UI draws numeric metadata of a partitioned asset over its partitions (the asset's "Plots" tab)
+and renders `TableMetadataValue`s as tables; it strips images embedded in markdown, so plots are linked
+where MLflow shows them.
+"""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import dagster as dg
 
+SIGNIFICANT_DIGITS = 4
 
-def png_markdown(paths: Sequence[Path], width: int = 640) -> dg.MetadataValue:
-    """PNG files embedded as data URIs, so the Dagster UI shows them without serving files."""
-    parts = []
-    for path in paths:
-        encoded = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        parts.append(f'**{Path(path).stem}**\n\n<img src="data:image/png;base64,{encoded}" width="{width}"/>')
-    return dg.MetadataValue.md("\n\n".join(parts))
+
+def rounded(value: float | None) -> float | None:
+    """A float shown to `SIGNIFICANT_DIGITS` (0.0007545271629778583 -> 0.0007545); None and NaN stay."""
+    if value is None or value != value:
+        return value
+    return float(f"{float(value):.{SIGNIFICANT_DIGITS}g}")
+
+
+def shown(metadata: Mapping[str, object]) -> dict[str, object]:
+    """`metadata` with its plain floats rounded for the UI (numpy floats included); other values as given."""
+    out: dict[str, object] = {}
+    for key, value in metadata.items():
+        is_float = isinstance(value, float) or type(value).__name__.startswith("float")
+        out[key] = rounded(float(value)) if is_float and not isinstance(value, bool) else value
+    return out
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float) or type(value).__name__.startswith(("float", "int")):
+        return rounded(float(value))
+    return str(value)
+
+
+def _column_type(values: Sequence[object]) -> str:
+    kinds = {type(v) for v in values if v is not None}
+    if kinds and kinds <= {bool}:
+        return "bool"
+    if kinds and kinds <= {int}:
+        return "int"
+    if kinds and kinds <= {int, float}:
+        return "float"
+    return "string"
+
+
+def records_table(rows: Sequence[Mapping[str, object]]) -> dg.MetadataValue:
+    """A Dagster table of `rows` (dicts with the same keys, in order); floats rounded, types inferred."""
+    cells = [{k: _cell(v) for k, v in row.items()} for row in rows]
+    names = list(cells[0]) if cells else ["(none)"]
+    schema = dg.TableSchema(
+        columns=[dg.TableColumn(n, _column_type([r.get(n) for r in cells])) for n in names]
+    )
+    return dg.MetadataValue.table(records=[dg.TableRecord(r) for r in cells], schema=schema)
 
 
 def metrics_table(columns: Mapping[str, Mapping[str, float] | None], keys: Sequence[str]) -> dg.MetadataValue:
-    """A markdown table: one row per metric, one column per model (missing values shown as -)."""
+    """One row per metric, one column per model (a model without values is left out; a missing value
+    is None)."""
     names = [name for name, values in columns.items() if values]
-    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
-    for key in keys:
-        cells = []
-        for name in names:
-            value = columns[name].get(key)
-            cells.append("-" if value is None else f"{value:.4g}")
-        lines.append(f"| {key} | " + " | ".join(cells) + " |")
-    return dg.MetadataValue.md("\n".join(lines))
+    return records_table(
+        [{"metric": key, **{name: columns[name].get(key) for name in names}} for key in keys]
+    )
 
 
 def counts_table(counts: Mapping[str, int], key_name: str, total: int | None = None) -> dg.MetadataValue:
-    """A markdown table of counts (and shares of `total`), largest first."""
-    lines = [f"| {key_name} | rows | share |", "|---|---:|---:|"]
-    for key, count in sorted(counts.items(), key=lambda kv: -kv[1]):
-        share = f"{count / total:.2%}" if total else "-"
-        lines.append(f"| {key} | {count} | {share} |")
-    if len(lines) == 2:
-        lines.append("| (none) | 0 | - |")
-    return dg.MetadataValue.md("\n".join(lines))
+    """Counts (and shares of `total`), largest first."""
+    rows = [
+        {key_name: key, "rows": int(count), "share": count / total if total else None}
+        for key, count in sorted(counts.items(), key=lambda kv: -kv[1])
+    ]
+    return records_table(rows or [{key_name: "(none)", "rows": 0, "share": None}])
+
+
+def reasons_md(reasons: Sequence[str], none: str) -> dg.MetadataValue:
+    """A bullet list of reasons, or `none` when there are none."""
+    return dg.MetadataValue.md("\n".join(f"- {r}" for r in reasons) or none)
 
 
 def column_schema(columns: Mapping[str, Mapping[str, object]]) -> dg.TableSchema:

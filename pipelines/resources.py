@@ -117,12 +117,18 @@ class SyntheticCitySource(TripSource):
             return Path(self.raw_dir)
         return eta_home() / "data" / "synthetic" / self.scenario / "raw"
 
-    def simulate(self, days: int) -> None:
-        """Write the first `days` days of the city (every day's file is replaced by identical bytes)."""
+    def simulate(self, days: int, progress=None) -> None:
+        """Write the first `days` days of the city (every day's file is replaced by identical bytes);
+        `progress(done, days)` is called after each day."""
         from data_contracts.synthetic.generate import generate_city
 
         generate_city(
-            self.folder, days=days, start=_day(self.start), onset_day=self.onset_day, **self.settings()
+            self.folder,
+            days=days,
+            start=_day(self.start),
+            onset_day=self.onset_day,
+            progress=progress,
+            **self.settings(),
         )
 
     def settings(self) -> dict[str, object]:
@@ -248,11 +254,17 @@ class ModelRegistry(dg.ConfigurableResource):
     """The MLflow registry of `eta-model`: registers challengers, moves `champion`, loads versions.
 
     `tracking_uri` empty means the sqlite store under ETA_HOME (models.tracking); `ui_url` is where the
-    MLflow UI runs, for the links shown in Dagster."""
+    MLflow UI runs, for the links shown in Dagster (empty: `pipelines.ui.mlflow_ui_url`)."""
 
     tracking_uri: str = ""
     artifacts_dir: str = ""
-    ui_url: str = "http://127.0.0.1:5000"
+    ui_url: str = ""
+
+    @property
+    def ui(self) -> str:
+        from pipelines.ui import mlflow_ui_url
+
+        return self.ui_url.rstrip("/") or mlflow_ui_url()
 
     def environment(self):
         """The tracking settings of this registry for the duration of a `with` block."""
@@ -320,12 +332,26 @@ class ModelRegistry(dg.ConfigurableResource):
             return configure().experiment_id
 
     def run_url(self, run_id: str) -> str:
-        return f"{self.ui_url}/#/experiments/{self.experiment_id()}/runs/{run_id}"
+        return f"{self.ui}/#/experiments/{self.experiment_id()}/runs/{run_id}"
 
     def model_url(self, version: int) -> str:
         from models.tracking import REGISTERED_MODEL
 
-        return f"{self.ui_url}/#/models/{REGISTERED_MODEL}/versions/{version}"
+        return f"{self.ui}/#/models/{REGISTERED_MODEL}/versions/{version}"
+
+    @staticmethod
+    def artifact_url(run_url: str, path: str) -> str:
+        """The MLflow UI page of one artifact of the run at `run_url` (images and HTML render there)."""
+        return f"{run_url}/artifactPath/{path}"
+
+    def artifact_urls(self, run_id: str, folder: str) -> dict[str, str]:
+        """The MLflow UI page of each file the run logged under `folder`, by file stem."""
+        from mlflow import MlflowClient
+
+        with self.environment():
+            artifacts = MlflowClient().list_artifacts(run_id, folder)
+        run_url = self.run_url(run_id)
+        return {Path(a.path).stem: self.artifact_url(run_url, a.path) for a in artifacts if not a.is_dir}
 
     def log_monitoring(
         self,
@@ -350,7 +376,7 @@ class ModelRegistry(dg.ConfigurableResource):
                 for path in artifacts:
                     mlflow.log_artifact(str(path), "reports")
             configure()  # back to the training experiment for whoever logs next in this process
-        return f"{self.ui_url}/#/experiments/{tracking.experiment_id}/runs/{run.info.run_id}"
+        return f"{self.ui}/#/experiments/{tracking.experiment_id}/runs/{run.info.run_id}"
 
 
 class OnlineStore(dg.ConfigurableResource):

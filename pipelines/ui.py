@@ -13,13 +13,30 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from data_contracts.home import PROJECT_ROOT
 
 DEFINITIONS_MODULE = "pipelines.definitions"
+DAGSTER_PORT, MLFLOW_PORT = 3001, 5000  # `eta serve` uses 3000
+# where the MLflow UI runs, for the links Dagster shows; `eta ui` sets it for the processes it starts
+MLFLOW_UI_ENV = "ETA_MLFLOW_UI_URL"
+
+
+def mlflow_ui_url() -> str:
+    """The MLflow UI address links should point at: ETA_MLFLOW_UI_URL, else where `eta ui` starts it."""
+    return os.environ.get(MLFLOW_UI_ENV, "").rstrip("/") or f"http://127.0.0.1:{MLFLOW_PORT}"
+
+
+def environment(home: Path, dagster_home: Path, mlflow_url: str) -> dict[str, str]:
+    """The environment of the processes `eta ui` starts: one state folder, and links to its MLflow UI."""
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "ETA_HOME": str(home),
+        MLFLOW_UI_ENV: mlflow_url,
+    }
 
 
 def _bin(name: str) -> str:
@@ -84,6 +101,8 @@ def start(name: str, command: list[str], env: dict[str, str], log: Path, url: st
 
 def wait_until_up(service: Service, path: str = "", timeout: float = 240.0) -> bool:
     """Poll the service's URL until it answers (False if it exits or the time runs out)."""
+    import urllib.request  # here: `eta --help` imports this module for its port defaults
+
     if service.url is None:
         return service.process.poll() is None
     deadline = time.monotonic() + timeout

@@ -18,6 +18,7 @@ from pipelines.assets_serving import BENTO
 from pipelines.automation import INGEST_KEYS, MONITOR_KEYS, RETRAIN_KEYS
 from pipelines.checks import feature_problems
 from pipelines.definitions import DRIFT_RECIPE, build_definitions
+from pipelines.metadata import rounded
 from pipelines.resources import (
     BentoPackager,
     DaskCluster,
@@ -198,7 +199,7 @@ def test_validation_and_features_called_directly(stack, tmp_path) -> None:
         dg.build_op_context(partition_key=day(1)), warehouse=warehouse
     )
     assert check.passed
-    assert check.metadata["quarantine_share"].value == pytest.approx(quarantine / raw.height)
+    assert check.metadata["quarantine_share"].value == rounded(quarantine / raw.height)
     sanity = stack.checks["feature_sanity"](dg.build_op_context(partition_key=day(1)), warehouse=warehouse)
     assert sanity.passed
 
@@ -214,7 +215,9 @@ def test_contract_check_fails_above_its_threshold(stack, tmp_path) -> None:
     )
     assert not check.passed
     assert check.metadata["quarantine_share"].value == 0.25
-    assert "null_island | 1 | 25.00%" in check.metadata["reasons"].value
+    assert [r.data for r in check.metadata["reasons"].records] == [
+        {"reason": "null_island", "rows": 1, "share": 0.25}
+    ]
 
 
 def test_a_day_without_trips_is_flagged_and_not_counted_as_data(stack, tmp_path) -> None:
@@ -314,6 +317,86 @@ def test_training_registers_version_1_and_promotes_it(stack, graph) -> None:
     assert (stack.warehouse.reference_dir(1) / "reference.json").exists()
 
 
+def _materialization(result, key: str):
+    return next(
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key.to_user_string() == key
+    )
+
+
+def test_candidate_metadata_carries_numbers_tables_and_mlflow_artifact_links(stack, graph) -> None:
+    """What the Dagster UI can draw: numbers per partition, a table, and links to the MLflow artifacts (it
+    strips images embedded in markdown)."""
+    from mlflow import MlflowClient
+
+    from pipelines.assets_model import SHOWN_METRICS
+
+    candidate = stack.warehouse.read_json("candidate_model", day(4))
+    metadata = _materialization(graph.train, "candidate_model").metadata
+    for key in SHOWN_METRICS:
+        assert isinstance(metadata[key], dg.FloatMetadataValue), key
+        assert metadata[key].value == rounded(candidate["metrics"][key])
+    table = metadata["metrics"]
+    assert isinstance(table, dg.TableMetadataValue)
+    rows = {r.data["metric"]: r.data for r in table.records}
+    assert list(rows) == list(SHOWN_METRICS)
+    assert rows["coverage_80"]["candidate"] == rounded(candidate["metrics"]["coverage_80"])
+    assert rows["mae_s"]["cell_hour"] == rounded(candidate["baselines"]["cell_hour"]["mae_s"])
+    with stack.registry.environment():
+        logged = {a.path for a in MlflowClient().list_artifacts(candidate["run_id"], "plots")}
+    links = {k: v.value for k, v in metadata.items() if k.startswith("plot_")}
+    assert {f"plot_{p.removeprefix('plots/').removesuffix('.png')}" for p in logged} == set(links)
+    assert links["plot_reliability"] == f"{candidate['run_url']}/artifactPath/plots/reliability.png"
+    assert not any(isinstance(v, dg.MarkdownMetadataValue) and "<img" in v.value for v in metadata.values())
+
+
+def test_monitor_metadata_has_numbers_a_column_table_and_the_report_in_mlflow(stack, graph) -> None:
+    drift = _materialization(graph.monitor, "drift_report").metadata
+    columns = drift["columns"]
+    assert isinstance(columns, dg.TableMetadataValue)
+    summary = stack.warehouse.read_json("drift_report", day(5))
+    assert {r.data["column"] for r in columns.records} == {c["column"] for c in summary["columns"]}
+    assert drift["drifted_share"].value == rounded(summary["drifted_share"])
+    report = drift["evidently_report"].value
+    assert report.startswith("http://127.0.0.1:5000/#/experiments/")
+    assert report.endswith(f"/artifactPath/reports/date={day(5)}.html")
+    assert not report.startswith("file:")
+    performance = _materialization(graph.monitor, "performance_monitor").metadata
+    assert isinstance(performance["coverage_80"], dg.FloatMetadataValue)
+    assert "coverage_trend" not in performance  # the Plots tab draws coverage_80 over the partitions
+
+
+def test_links_follow_the_configured_mlflow_ui(monkeypatch, tmp_path) -> None:
+    from pipelines import ui
+
+    monkeypatch.delenv(ui.MLFLOW_UI_ENV, raising=False)
+    assert ModelRegistry().model_url(3) == "http://127.0.0.1:5000/#/models/eta-model/versions/3"
+    monkeypatch.setenv(ui.MLFLOW_UI_ENV, "http://127.0.0.1:5055/")
+    assert ModelRegistry().model_url(3) == "http://127.0.0.1:5055/#/models/eta-model/versions/3"
+    assert ModelRegistry(ui_url="http://mlflow.internal").model_url(3).startswith("http://mlflow.internal/#/")
+    # `eta ui` hands its MLflow port to the Dagster processes it starts
+    env = ui.environment(tmp_path, tmp_path / "dagster", "http://127.0.0.1:5077")
+    assert env[ui.MLFLOW_UI_ENV] == "http://127.0.0.1:5077"
+
+
+def test_partitions_end_where_the_simulated_city_ends(tmp_path) -> None:
+    from pipelines.definitions import simulated_end
+
+    source = SyntheticCitySource(raw_dir=str(tmp_path / "raw"), trips_per_day=100)
+    assert simulated_end(source) is None  # no city yet: up to today, days simulated when asked for
+    source.simulate(3)
+    assert simulated_end(source) == day(3)
+    defs = build_definitions(source=source, end=simulated_end(source))
+    keys = defs.resolve_job_def("ingest_job").partitions_def.get_partition_keys()
+    assert keys == [day(0), day(1), day(2)]
+    schedule = defs.resolve_schedule_def("nightly_retraining")
+    later = datetime(2026, 3, 1, 2, 0, tzinfo=ZoneInfo("Africa/Nairobi"))
+    with dg.instance_for_test() as instance:
+        skipped = schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=later))
+    assert f"end with {day(2)}" in skipped.skip_message
+
+
 def test_the_promoted_champion_is_packaged_as_a_bento(stack, graph) -> None:
     bento = _metadata(graph.package, BENTO)
     assert bento["champion_version"] == 1
@@ -338,7 +421,7 @@ def test_the_next_day_is_served_by_the_champion_and_monitored(stack, graph) -> N
     assert performance["champion_version"] == 1
     assert performance["dagster/row_count"] == valid
     table = stack.warehouse.read_table("served_predictions", day(5))
-    assert performance["coverage_80"] == pytest.approx(float(table["covered_80"].mean()))
+    assert performance["coverage_80"] == rounded(float(table["covered_80"].mean()))
 
 
 def test_online_calibration_learns_each_served_day_and_adjusts_the_next(stack, graph) -> None:
@@ -356,9 +439,7 @@ def test_online_calibration_learns_each_served_day_and_adjusts_the_next(stack, g
     )
     table5 = stack.warehouse.read_table("served_predictions", day(5))
     assert (
-        first["coverage_80_online"]
-        == first["coverage_80_champion"]
-        == pytest.approx(table5["covered_80"].mean())
+        first["coverage_80_online"] == first["coverage_80_champion"] == rounded(table5["covered_80"].mean())
     )
     second = _metadata(graph.monitor_next, "online_calibration")
     table6 = stack.warehouse.read_table("served_predictions", day(6))
@@ -367,10 +448,10 @@ def test_online_calibration_learns_each_served_day_and_adjusts_the_next(stack, g
     learned_day5 = online.load(stack.online.store().folder("eta-model", 1) / "r1")
     completed = served_day(day(6), table6)
     q = online.apply(learned_day5, completed.q, completed.keys)
-    assert second["coverage_80_online"] == pytest.approx(
+    assert second["coverage_80_online"] == rounded(
         float(np.mean((completed.y >= q[:, 1]) & (completed.y <= q[:, 5])))
     )
-    assert second["coverage_80_champion"] == pytest.approx(table6["covered_80"].mean())
+    assert second["coverage_80_champion"] == rounded(table6["covered_80"].mean())
     assert stack.online.store().latest_revision("eta-model", 1) == 2
     assert stack.warehouse.read_json("online_calibration", day(6))["served_with_revision"] == 1
 
@@ -491,6 +572,7 @@ def test_definitions_load_with_jobs_schedule_and_sensor() -> None:
     assert defs.resolve_sensor_def("bento_on_promotion").job_name == "packaging_job"
     assert defs.resolve_sensor_def("drift_retraining_sensor").job_name == "retraining_job"
     assert {j.name for j in defs.resolve_all_job_defs()} >= {
+        "ingest_job",
         "daily_monitoring_job",
         "retraining_job",
         "nightly_job",
