@@ -6,6 +6,7 @@ Every command imports what it needs inside its body: the full stack (evidently, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from datetime import date
@@ -117,7 +118,7 @@ def ingest(
         with (
             console.status(f"ingesting {source} from {input}", spinner="dots")
             if not json_output
-            else _nullcontext()
+            else contextlib.nullcontext()
         ):
             summary = ingest_to_folder(source, input, out, mapping=mapping, limits=contract_limits)
     except (FileNotFoundError, ValueError, KeyError) as exc:
@@ -397,14 +398,6 @@ def rollback(
     except ValueError as exc:
         _fail(str(exc))
     typer.echo(f"champion: v{moved['from_version']} -> v{moved['to_version']}")
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 # commands of the orchestration and serving layers live beside their owners' code paths
