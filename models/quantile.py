@@ -10,6 +10,7 @@ Speed: the median booster is trained first; every other level starts from the me
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 DEFAULT_QUANTILES: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
+log = logging.getLogger(__name__)  # one line per booster trained, for progress displays
 
 
 def qtag(q: float) -> str:
@@ -127,6 +129,7 @@ class LightGBMQuantile:
             callbacks=stop,
         )
         self.boosters = {0.5: median}
+        log.info("booster 1/%d trained (median, %d rounds)", len(self.quantiles), median.current_iteration())
         base_train, base_val = median.predict(X), median.predict(X_val)
         # every spread level starts from the same median prediction: its datasets are binned once, shared
         spread_train = lgb.Dataset(X, y, reference=train, init_score=base_train, free_raw_data=False)
@@ -141,6 +144,7 @@ class LightGBMQuantile:
                 valid_sets=[spread_val],
                 callbacks=stop,
             )
+            log.info("booster %d/%d trained (%s)", len(self.boosters), len(self.quantiles), qtag(q))
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:

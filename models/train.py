@@ -15,6 +15,7 @@ deployed at that moment would see them.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -33,6 +34,8 @@ from models.conformal import CalibrationConfig, fit_conformal
 from models.enroute import enroute_metrics, fit_enroute
 from models.metrics import DEFAULT_LEVELS, MIN_SEGMENT_TRIPS, segment_coverage, summary_metrics
 from models.quantile import DEFAULT_QUANTILES, BoostingParams, QuantileRegressor, make_regressor, qtag
+
+log = logging.getLogger(__name__)  # phases, for progress displays (eta demo) and run logs
 
 SPLITS = ("date", "day_of_month")
 # the optional inputs a caller may leave out, and the contract columns each one is
@@ -403,9 +406,11 @@ def train_eta_model(
         spec = spec.model_copy(update={"lookback_days": max(spec.lookback_days, span)})
     warnings: list[str] = []
 
+    log.info("fitting and calibrating on %s..%s", windows.train[0], windows.calibration[-1])
     fitted = fit_model(trips, key, windows.train, windows.calibration, spec, config, warnings, engine)
     evaluated = fitted.model
     clock.lap("fit_and_calibrate")
+    log.info("evaluating on the test days %s..%s", windows.test[0], windows.test[-1])
     test = _days(trips, key, windows.test)
     f_test = evaluated.features(test)
     y_test = test["duration_s"].to_numpy()
@@ -420,6 +425,7 @@ def train_eta_model(
     for layer, groups in evaluated.calibration.summary().items():
         metrics[f"calibration_{layer}_groups"] = float(groups)
     clock.lap("evaluate")
+    log.info("scoring the baselines")
 
     f_train, y_train = fitted.fit_features, fitted.fit_legs["duration_s"].to_numpy()
     baseline_preds = {
@@ -445,6 +451,7 @@ def train_eta_model(
     shipped, refit = evaluated, {}
     if config.refit:
         fit_days, cal_days = windows.refit()
+        log.info("refitting for production on %s..%s", fit_days[0], cal_days[-1])
         shipped = fit_model(trips, key, fit_days, cal_days, spec, config, warnings, engine).model
         refit = {
             "fit_days": f"{fit_days[0]}..{fit_days[-1]}",
