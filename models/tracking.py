@@ -23,6 +23,12 @@ EXPERIMENT = "eta"
 CHAMPION, CHALLENGER = "champion", "challenger"
 # the logged pyfunc's artifact that holds the `EtaModel` bundle folder (`context.artifacts[MODEL_ARTIFACT]`)
 MODEL_ARTIFACT = "eta_model"
+# MLflow's experiment-type tag and its value for classic model training, as its UI (the ExperimentKind enum in
+# mlflow/server/js) and mlflow/assistant/skills/mlflow-onboarding/SKILL.md read it; its demo sets "genai_development"
+EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+# MLflow 3.17's UI opens an experiment in its GenAI or its model-training view by the `workflowType` query
+# parameter, else the browser's last choice (GenAI at first); links that carry it land on runs and models
+UI_WORKFLOW = "workflowType=machine_learning"
 # sqlite: wait up to 60 s for a lock instead of failing with "database is locked" when Dagster runs
 # steps in parallel processes
 SQLITE_TIMEOUT_S = 60
@@ -67,8 +73,15 @@ class Tracking:
         return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
 
+def ui_link(ui_url: str, route: str) -> str:
+    """The MLflow UI address of `route` (e.g. "experiments/1/runs/<id>", "models/eta-model/versions/3"),
+    opened in the model-training view."""
+    return f"{ui_url.rstrip('/')}/#/{route.strip('/')}?{UI_WORKFLOW}"
+
+
 def configure(experiment: str = EXPERIMENT) -> Tracking:
-    """Point MLflow at the store (creating the sqlite folder) and make sure the experiment exists."""
+    """Point MLflow at the store (creating the sqlite folder) and make sure the experiment exists, marked
+    as a model-training experiment (`EXPERIMENT_KIND_TAG`)."""
     import mlflow
 
     uri = tracking_uri()
@@ -88,13 +101,20 @@ def configure(experiment: str = EXPERIMENT) -> Tracking:
         location = artifact_root() / experiment
         location.mkdir(parents=True, exist_ok=True)
         try:
-            experiment_id = mlflow.create_experiment(experiment, artifact_location=location.as_uri())
+            experiment_id = mlflow.create_experiment(
+                experiment, artifact_location=location.as_uri(), tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING}
+            )
         except Exception:  # another process created it between our check and create
             experiment_id = mlflow.get_experiment_by_name(experiment).experiment_id
     else:
         experiment_id = existing.experiment_id
         if not uri.startswith("sqlite:"):  # sqlite: store and artifacts on one machine, nothing to mount
             _require_artifact_folder(experiment, existing.artifact_location)
+        # made before the tag was set; a kind someone chose in the UI is left as it is
+        if EXPERIMENT_KIND_TAG not in existing.tags:
+            mlflow.MlflowClient(tracking_uri=uri).set_experiment_tag(
+                experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING
+            )
     mlflow.set_experiment(experiment_id=experiment_id)
     return Tracking(uri=uri, experiment_id=experiment_id)
 
