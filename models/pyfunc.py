@@ -1,5 +1,6 @@
 """The logged MLflow model: a pyfunc wrapper around `EtaModel` whose artifacts are the native boosters,
-the feature spec, the frozen aggregates and the conformal offsets (no pickled boosters).
+the feature spec, the frozen aggregates and the conformal offsets (no pickled boosters). It is logged as
+code (`MODEL_CODE`, MLflow's models-from-code), so nothing of it is pickled either.
 
 `mlflow.pyfunc.load_model("models:/eta-model@champion").predict(legs)` returns calibrated quantiles in
 seconds (columns q05 ... q95) for raw legs.
@@ -7,6 +8,7 @@ seconds (columns q05 ... q95) for raw legs.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -16,6 +18,8 @@ import polars as pl
 from models.quantile import qtag
 from models.tracking import MODEL_ARTIFACT as ARTIFACT_KEY
 
+# the file MLflow logs as the model (`python_model=MODEL_CODE`); it calls `mlflow.models.set_model`
+MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 # requirements written into the logged model, so MLflow does not spend ~13 s inferring them
 PIP_REQUIREMENTS = [
     "lastmile-eta",
@@ -101,7 +105,13 @@ def input_example(legs: pl.DataFrame) -> pd.DataFrame:
     )
 
 
+# MLflow hands a model logged as code over through one module-level global (`set_model`): two threads
+# loading two versions at once could both be handed one pyfunc object, and both serve the later version
+_LOADING = threading.Lock()
+
+
 def load_eta_model(model_uri: str):
     """The `EtaModel` inside a logged pyfunc (for the service and the CLI: no pandas round trip)."""
-    loaded = mlflow.pyfunc.load_model(model_uri)
+    with _LOADING:
+        loaded = mlflow.pyfunc.load_model(model_uri)
     return loaded.unwrap_python_model().model, loaded.metadata

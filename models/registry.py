@@ -122,7 +122,7 @@ def log_and_register(
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from models.pyfunc import ARTIFACT_KEY, PIP_REQUIREMENTS, EtaPyfunc, input_example, signature
+    from models.pyfunc import ARTIFACT_KEY, MODEL_CODE, PIP_REQUIREMENTS, input_example, signature
 
     configure()
     params = {
@@ -172,7 +172,7 @@ def log_and_register(
         bundle = result.model.save(tmp_path / "eta_model")
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=EtaPyfunc(),
+            python_model=MODEL_CODE,
             artifacts={ARTIFACT_KEY: str(bundle)},
             pip_requirements=PIP_REQUIREMENTS,
             signature=signature(config.quantiles),
