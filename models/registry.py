@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from dataclasses import asdict, dataclass
@@ -59,6 +60,106 @@ def _save_plots(result: TrainingResult, folder: Path) -> list[Path]:
     ]
 
 
+MODEL_DESCRIPTION = (
+    "Last-mile ETA: calibrated quantiles (q05..q95, seconds) of a leg's duration from its raw inputs. "
+    "`champion` is the version served, `challenger` the newest registered; each version's description "
+    "says what it was trained on and what the promotion gate said. "
+    "Load: mlflow.pyfunc.load_model('models:/eta-model@champion')."
+)
+# the windows of `TrainingResult.rows`, and the MLflow dataset context each is logged with
+WINDOW_CONTEXTS = {"train": "training", "calibration": "calibration", "test": "test"}
+
+
+def window_inputs(result: TrainingResult, source_name: str, data_source: str | None = None) -> list:
+    """The training, calibration and test windows as MLflow dataset inputs (name, source, digest, schema,
+    rows and days), described and not copied: no row is read again. The schema is the test legs' (all
+    windows share the contract's columns); the digest hashes `result.data_hash` with the window's days."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.polars_dataset import infer_schema
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    source = (
+        resolve_dataset_source(data_source) if data_source else CodeDatasetSource({"source": source_name})
+    )
+    schema = infer_schema(result.test_legs)
+    inputs = []
+    for window, context in WINDOW_CONTEXTS.items():
+        days = getattr(result.windows, window)
+        listed = ",".join(str(d) for d in days)
+        digest = hashlib.sha256(f"{result.data_hash}|{result.windows.key}|{listed}".encode()).hexdigest()[:16]
+        meta = MetaDataset(source, name=f"{source_name}-{context}", digest=digest, schema=schema).to_dict()
+        profile = {
+            "num_rows": result.rows[window],
+            "days": f"{days[0]}..{days[-1]}",
+            "split_by": result.windows.key,
+        }
+        dataset = Dataset(
+            meta["name"],
+            meta["digest"],
+            meta["source_type"],
+            meta["source"],
+            meta.get("schema"),
+            json.dumps(profile),
+        )
+        tags = [InputTag(MLFLOW_DATASET_CONTEXT, context), InputTag("data_hash", result.data_hash)]
+        inputs.append(DatasetInput(dataset, tags))
+    return inputs
+
+
+HEADLINE = (
+    ("coverage_80", "80% coverage {:.3f}"),
+    ("width_80_s", "width {:.0f} s"),
+    ("mae_s", "median MAE {:.0f} s"),
+)
+DESCRIPTION_LIMIT = 5000  # MLflow keeps a model version's description in 5000 characters
+
+
+def _gate_line(decision: GateDecision) -> str:
+    verdict = "promote" if decision.promote else "do not promote"
+    return f"Gate at registration: {verdict} ({'; '.join(decision.reasons) or 'no reasons given'})"
+
+
+def _test_line(result: TrainingResult) -> str:
+    shown = [f.format(result.metrics[k]) for k, f in HEADLINE if np.isfinite(result.metrics.get(k, np.nan))]
+    return f"on the test window {result.windows.as_dict()['test_days']}: {', '.join(shown) or 'no metrics'}"
+
+
+def run_description(
+    result: TrainingResult, config: TrainConfig, source: str, version: int, decision: GateDecision
+) -> str:
+    """The run's note (markdown): what was trained on which data and windows, how it tested, the gate's say."""
+    windows = result.windows.as_dict()
+    lines = [
+        f"{config.model_kind} quantile model on **{source}** (data hash `{result.data_hash}`, split by "
+        f"{result.windows.key}), registered as {REGISTERED_MODEL} v{version}.",
+        "",
+        *(
+            f"- {context}: {windows[f'{window}_days']} ({result.rows[window]:,} legs)"
+            for window, context in WINDOW_CONTEXTS.items()
+        ),
+    ]
+    if result.refit:
+        lines.append(
+            f"- shipped model refit on {result.refit['fit_days']}, calibrated on {result.refit['calibration_days']}"
+        )
+    lines += ["", f"Evaluated {_test_line(result)}.", "", _gate_line(decision) + "."]
+    return "\n".join(lines)[:DESCRIPTION_LIMIT]
+
+
+def version_description(
+    result: TrainingResult, config: TrainConfig, source: str, run_id: str, decision: GateDecision
+) -> str:
+    """The registered version's description: one paragraph saying what it is and what the gate said."""
+    return (
+        f"{config.model_kind} on {source} (data hash {result.data_hash}), trained on "
+        f"{result.windows.as_dict()['train_days']}; evaluated {_test_line(result)}. {_gate_line(decision)}. "
+        f"Run {run_id}."
+    )[:DESCRIPTION_LIMIT]
+
+
 MIN_COMPARISON_LEGS = 100  # fewer unseen legs than this: the challenger is judged on calibration alone
 
 
@@ -111,6 +212,7 @@ def log_and_register(
     comparison: Comparison | None = None,
     promote: bool = True,
     quarantine: pl.DataFrame | None = None,
+    data_source: str | None = None,
 ) -> RegisteredRun:
     """One MLflow run with params, windows, data hash, spec, metrics, plots and the model; registered as
     challenger; promoted to champion if the gate says so. Every decision is logged.
@@ -118,13 +220,19 @@ def log_and_register(
     With `promote=False` the gate is judged and its opinion logged in the run, but the champion alias and
     the gate log are left to the caller (the Dagster pipeline promotes in its own step, after a blocking
     calibration check). `quarantine`, the input rows the contract rejected, is logged with the run as
-    data/quarantine.parquet (with their reasons), so a run's data is accounted for in one place."""
+    data/quarantine.parquet (with their reasons), so a run's data is accounted for in one place.
+
+    The run lists its three windows as datasets (`window_inputs`; `data_source` is the path or URI the trips
+    were read from, else they are named by `extra_params["source"]`), and the run, the version and the
+    registered model carry descriptions."""
     import mlflow
     from mlflow.exceptions import MlflowException
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
     from models.pyfunc import ARTIFACT_KEY, MODEL_CODE, PIP_REQUIREMENTS, input_example, signature
 
-    configure()
+    tracking = configure()
+    source_name = str((extra_params or {}).get("source") or "trips")
     params = {
         "model_kind": config.model_kind,
         "quantiles": ",".join(str(q) for q in config.quantiles),
@@ -155,6 +263,7 @@ def log_and_register(
         mlflow.log_metrics({k: float(v) for k, v in result.metrics.items() if np.isfinite(v)})
         for name, m in result.baseline_metrics.items():
             mlflow.log_metrics({f"baseline_{name}_{k}": float(v) for k, v in m.items() if np.isfinite(v)})
+        tracking.client.log_inputs(run.info.run_id, datasets=window_inputs(result, source_name, data_source))
         mlflow.log_dict(result.beats_baselines(), "baselines/beats_baselines.json")
         for name, table in result.segments.items():
             mlflow.log_table(table.to_pandas(), f"segments/coverage_by_{name}.json")
@@ -194,6 +303,11 @@ def log_and_register(
                 decision.reasons.insert(0, note)
         mlflow.log_dict(decision.as_dict(), "gate_decision.json")
         mlflow.set_tags({"gate_promote": str(decision.promote).lower(), "registered_version": str(version)})
+        described = data_source or source_name
+        mlflow.set_tag(MLFLOW_RUN_NOTE, run_description(result, config, described, version, decision))
+    describe_version(
+        tracking.client, version, version_description(result, config, described, run.info.run_id, decision)
+    )
     if promote:
         log_gate_decision(version, {**decision.as_dict(), "champion_version": champion_version})
         if decision.promote:
@@ -201,6 +315,13 @@ def log_and_register(
     return RegisteredRun(
         run.info.run_id, version, f"models:/{REGISTERED_MODEL}/{version}", decision, champion_version
     )
+
+
+def describe_version(client, version: int, description: str) -> None:
+    """The version's description, and the registered model's where it has none (one written in the UI stays)."""
+    client.update_model_version(REGISTERED_MODEL, str(version), description=description)
+    if not client.get_registered_model(REGISTERED_MODEL).description:
+        client.update_registered_model(REGISTERED_MODEL, description=MODEL_DESCRIPTION)
 
 
 def rollback(to_version: int | None = None) -> dict[str, object]:
