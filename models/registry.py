@@ -60,6 +60,9 @@ def _save_plots(result: TrainingResult, folder: Path) -> list[Path]:
     ]
 
 
+# Breakdown metrics are logged as "<family>/<rest>": MLflow's UI gives each part before "/" its own chart
+# section, so the headline metrics (coverage_80, mae_s, pinball_mean, ...) stand alone in "Model metrics"
+GROUPED_METRICS = ("baseline", "calibration", "enroute", "profile", "seconds", "segment")
 MODEL_DESCRIPTION = (
     "Last-mile ETA: calibrated quantiles (q05..q95, seconds) of a leg's duration from its raw inputs. "
     "`champion` is the version served, `challenger` the newest registered; each version's description "
@@ -68,6 +71,22 @@ MODEL_DESCRIPTION = (
 )
 # the windows of `TrainingResult.rows`, and the MLflow dataset context each is logged with
 WINDOW_CONTEXTS = {"train": "training", "calibration": "calibration", "test": "test"}
+
+
+def logged_metric_name(name: str) -> str:
+    """The name a `TrainingResult` metric (or `baseline_<name>_<metric>`) has in the MLflow run:
+    "profile_no_weather_mae_s" -> "profile/no_weather_mae_s"; headline metrics keep theirs."""
+    family, _, rest = name.partition("_")
+    return f"{family}/{rest}" if family in GROUPED_METRICS and rest else name
+
+
+def run_metrics(result: TrainingResult) -> dict[str, float]:
+    """Every finite metric of the run, model and baselines, under its logged name."""
+    flat = {
+        **result.metrics,
+        **{f"baseline_{b}_{k}": v for b, m in result.baseline_metrics.items() for k, v in m.items()},
+    }
+    return {logged_metric_name(k): float(v) for k, v in flat.items() if np.isfinite(v)}
 
 
 def window_inputs(result: TrainingResult, source_name: str, data_source: str | None = None) -> list:
@@ -260,9 +279,7 @@ def log_and_register(
     with mlflow.start_run(run_name=run_name) as run, tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         mlflow.log_params(params)
-        mlflow.log_metrics({k: float(v) for k, v in result.metrics.items() if np.isfinite(v)})
-        for name, m in result.baseline_metrics.items():
-            mlflow.log_metrics({f"baseline_{name}_{k}": float(v) for k, v in m.items() if np.isfinite(v)})
+        mlflow.log_metrics(run_metrics(result))
         tracking.client.log_inputs(run.info.run_id, datasets=window_inputs(result, source_name, data_source))
         mlflow.log_dict(result.beats_baselines(), "baselines/beats_baselines.json")
         for name, table in result.segments.items():

@@ -1,11 +1,12 @@
 """What the MLflow UI shows of a training run, read back through `MlflowClient` (no browser): the
-experiment kind, the run's three datasets and description, the registered
+experiment kind, the run's three datasets and description, the grouped metric names, the registered
 version's and model's descriptions, and a model logged as code without MLflow's pickle warning."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import warnings
 from pathlib import Path
@@ -16,6 +17,8 @@ from models.registry import (
     MODEL_DESCRIPTION,
     describe_version,
     log_and_register,
+    logged_metric_name,
+    run_metrics,
 )
 from models.tracking import (
     EXPERIMENT,
@@ -167,6 +170,40 @@ def test_logging_the_model_warns_nothing_about_pickling(logged, client) -> None:
     assert "model_code_path:" in pyfunc
     assert "python_model.pkl" not in pyfunc
     assert (model_dir / "pyfunc_model.py").is_file()
+
+
+@pytest.mark.parametrize(
+    ("name", "logged_as"),
+    [
+        ("coverage_80", "coverage_80"),
+        ("mae_s", "mae_s"),
+        ("pinball_q50", "pinball_q50"),
+        ("late_brier_skill", "late_brier_skill"),
+        ("baseline_cell_hour_mae_s", "baseline/cell_hour_mae_s"),
+        ("profile_no_weather_coverage_80", "profile/no_weather_coverage_80"),
+        ("profile_unseen_courier_n", "profile/unseen_courier_n"),
+        ("segment_region_worst_gap_80", "segment/region_worst_gap_80"),
+        ("enroute_0.5x_width_80_s", "enroute/0.5x_width_80_s"),
+        ("calibration_origin_cell_groups", "calibration/origin_cell_groups"),
+        ("seconds_refit", "seconds/refit"),
+    ],
+)
+def test_breakdown_metrics_are_logged_in_sections(name: str, logged_as: str) -> None:
+    assert logged_metric_name(name) == logged_as
+
+
+def test_the_run_holds_every_metric_once_under_its_logged_name(logged, client, trained) -> None:
+    run, _, _, _ = logged
+    metrics = client.get_run(run.run_id).data.metrics
+    assert metrics == pytest.approx(run_metrics(trained))
+    finite = [v for v in trained.metrics.values() if math.isfinite(v)] + [
+        v for m in trained.baseline_metrics.values() for v in m.values() if math.isfinite(v)
+    ]
+    assert len(metrics) == len(finite)  # no two names fold into one
+    assert metrics["coverage_80"] == pytest.approx(trained.metrics["coverage_80"])
+    assert metrics["baseline/global_mae_s"] == pytest.approx(trained.baseline_metrics["global"]["mae_s"])
+    sections = {k.split("/")[0] for k in metrics if "/" in k}
+    assert sections == {"baseline", "calibration", "enroute", "profile", "seconds", "segment"}
 
 
 def test_ui_links_open_the_model_training_view() -> None:

@@ -51,7 +51,7 @@ def test_run_logs_params_metrics_plots_and_spec(first_run, trained) -> None:
     assert run.data.params["data_hash"] == trained.data_hash
     assert run.data.params["window_split_by"] == "date"
     assert run.data.metrics["coverage_80"] == pytest.approx(trained.metrics["coverage_80"])
-    assert run.data.metrics["baseline_cell_hour_mae_s"] == pytest.approx(
+    assert run.data.metrics["baseline/cell_hour_mae_s"] == pytest.approx(
         trained.baseline_metrics["cell_hour"]["mae_s"]
     )
     client = mlflow.MlflowClient()
