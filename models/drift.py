@@ -18,8 +18,9 @@ Large days are sampled to `current_sample` rows (seeded) before Evidently runs; 
 vectorised count), so a day of a million trips is checked in seconds.
 
 The parts live in `drift_reference` (watched columns, settings, the monitoring frame, the reference),
-`drift_report` (the Evidently run and its decision) and `drift_coverage` (coverage decay); this module is
-the one the pipelines import.
+`drift_decision` (the rules and the verdict text), `drift_report` (the Evidently report whose tests are those
+rules), `drift_html` (its compact self-contained HTML) and `drift_coverage` (coverage decay); this module
+is the one the pipelines import.
 """
 
 from models.drift_coverage import (
@@ -29,6 +30,7 @@ from models.drift_coverage import (
     one_sample_drop_z,
     proportion_drop_z,
 )
+from models.drift_decision import ColumnDrift, DriftSummary, summarize_drift, verdict_markdown
 from models.drift_reference import (
     CATEGORICAL_INPUTS,
     NUMERIC_INPUTS,
@@ -45,7 +47,7 @@ from models.drift_reference import (
     sample_rows,
     segment_counts,
 )
-from models.drift_report import ColumnDrift, DriftSummary, data_drift, summarize_drift
+from models.drift_report import DriftRun, column_plan, data_drift, run_report
 
 __all__ = [
     "CATEGORICAL_INPUTS",
@@ -58,17 +60,21 @@ __all__ = [
     "ColumnDrift",
     "CoverageSummary",
     "DriftReference",
+    "DriftRun",
     "DriftSettings",
     "DriftSummary",
     "area_decay",
     "build_reference",
+    "column_plan",
     "coverage_decay",
     "data_drift",
     "level_tag",
     "monitoring_frame",
     "one_sample_drop_z",
     "proportion_drop_z",
+    "run_report",
     "sample_rows",
     "segment_counts",
     "summarize_drift",
+    "verdict_markdown",
 ]

@@ -1,14 +1,24 @@
-"""The Evidently part of the daily monitor: data drift of the model's inputs, prediction drift and residual
-drift of the day's (sampled) monitoring frame against the model's reference sample, and the decision they
-make."""
+"""The Evidently part of the daily monitor: drift of the model's inputs, predictions and residuals on the day's
+(sampled) monitoring frame against the model's reference sample, as one report whose tests are the decision.
+
+The report's tests are exactly the rules `drift_decision.summarize_drift` applies, with the methods and
+thresholds of `DriftSettings`: one dataset-level test on the share of drifted inputs (Evidently's
+`DriftedColumnsCount`, `drift_share`), and one per prediction, residual and weather column (`ValueDrift`).
+Inputs carry no test of their own: one input drifting alone decides nothing (a day has one weather, the
+reference several), so a per-input test would fail on ordinary days while the decision says no drift. The
+report opens with the decision; the summary is read back from Evidently's own `Snapshot.dict()`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
+from models.drift_decision import ColumnDrift, DriftSummary, summarize_drift, verdict_markdown
 from models.drift_reference import (
     CATEGORICAL_INPUTS,
     NUMERIC_INPUTS,
@@ -19,48 +29,15 @@ from models.drift_reference import (
     sample_rows,
 )
 
-
-@dataclass
-class ColumnDrift:
-    column: str
-    kind: str  # input, prediction, residual or weather
-    method: str
-    threshold: float
-    score: float
-    drifted: bool
-
-    @property
-    def metric_name(self) -> str:
-        """Unique within a summary: a column judged twice (weather) carries its method."""
-        return f"{self.column}_{self.method}" if self.kind == "weather" else self.column
+# (column, kind, Evidently type "num"/"cat", method, threshold): one judged column of the day
+PlannedColumn = tuple[str, str, str, str, float]
 
 
-@dataclass
-class DriftSummary:
-    """The machine-readable result of one day's Evidently run."""
-
-    rows: int
-    sampled_rows: int
-    reference_rows: int
-    columns: list[ColumnDrift]
-    drifted_share: float
-    dataset_drift: bool
-    prediction_drift: bool
-    residual_drift: bool | None
-    trigger: bool
-    reasons: list[str]
-    report_path: str | None = None
-
-    def drifted(self, kind: str) -> list[str]:
-        return [c.column for c in self.columns if c.kind == kind and c.drifted]
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-def _column_plan(current: pl.DataFrame, reference: pl.DataFrame, settings: DriftSettings):
-    """(column, kind, evidently type, method, threshold) for every column both sides have values of."""
-    plan = []
+def column_plan(
+    current: pl.DataFrame, reference: pl.DataFrame, settings: DriftSettings
+) -> list[PlannedColumn]:
+    """Every column judged today, with its method and threshold, among those both sides have values of."""
+    plan: list[PlannedColumn] = []
     for column in NUMERIC_INPUTS:
         plan.append((column, "input", "num", settings.numeric_method, settings.numeric_threshold))
     for column in CATEGORICAL_INPUTS:
@@ -84,20 +61,157 @@ def _column_plan(current: pl.DataFrame, reference: pl.DataFrame, settings: Drift
     ]
 
 
-def _evidently_scores(snapshot) -> dict[tuple[str, str], tuple[float, bool | None]]:
-    """(column, method) -> (score, drifted per Evidently's own test) from `snapshot.dict()`."""
-    body = snapshot.dict()
-    verdict = {
+def drift_metrics(plan: list[PlannedColumn], drift_share: float) -> list:
+    """Evidently metrics for `plan`: the share of drifted inputs (tested), then one `ValueDrift` per column
+    (tested except for inputs)."""
+    from evidently.metrics import DriftedColumnsCount, ValueDrift
+
+    inputs = [p for p in plan if p[1] == "input"]
+    metrics: list = []
+    if inputs:
+        metrics.append(
+            DriftedColumnsCount(
+                columns=[p[0] for p in inputs],
+                per_column_method={p[0]: p[3] for p in inputs},
+                per_column_threshold={p[0]: p[4] for p in inputs},
+                drift_share=drift_share,
+            )
+        )
+    for column, kind, _, method, threshold in plan:
+        tests = [] if kind == "input" else None  # None: Evidently's drift test, with this method/threshold
+        metrics.append(ValueDrift(column=column, method=method, threshold=threshold, tests=tests))
+    return metrics
+
+
+def read_columns(body: dict[str, Any], plan: list[PlannedColumn]) -> tuple[list[ColumnDrift], dict]:
+    """Per-column results from Evidently's `Snapshot.dict()` (or the same shape built in a container), and
+    the dataset-level result: {"count", "share", "failed"} of `DriftedColumnsCount` ({} without inputs).
+
+    A tested column drifted when its Evidently test failed; an untested input when its score reaches the
+    threshold (the rule of the distances used for inputs), which must add up to Evidently's own count.
+    """
+    failed = {
         t["metric_config"]["metric_id"]: t["status"] == "FAIL"
         for t in body.get("tests", [])
         if t.get("metric_config", {}).get("metric_id")
     }
-    scores = {}
+    scores: dict[tuple[str, str], tuple[float, bool | None]] = {}
+    dataset: dict[str, object] = {}
     for metric in body["metrics"]:
         config = metric["config"]
-        if config.get("type", "").endswith("ValueDrift"):
-            scores[config["column"], config["method"]] = (float(metric["value"]), verdict.get(metric["id"]))
-    return scores
+        kind = config.get("type", "")
+        if kind.endswith(":ValueDrift"):
+            scores[config["column"], config["method"]] = (float(metric["value"]), failed.get(metric["id"]))
+        elif kind.endswith(":DriftedColumnsCount"):
+            value = metric["value"]
+            dataset = {
+                "count": int(value["count"]),
+                "share": float(value["share"]),
+                "failed": failed[metric["id"]],
+            }
+    columns = []
+    for column, kind, _, method, threshold in plan:
+        score, verdict = scores[column, method]
+        drifted = score >= threshold if kind == "input" else bool(verdict)
+        columns.append(ColumnDrift(column, kind, method, threshold, score, drifted))
+    counted = sum(c.drifted for c in columns if c.kind == "input")
+    if dataset and counted != dataset["count"]:
+        raise RuntimeError(f"Evidently counted {dataset['count']} drifted inputs, the thresholds {counted}")
+    return columns, dataset
+
+
+def _summary(
+    body: dict[str, Any], plan: list[PlannedColumn], settings: DriftSettings, rows: tuple[int, int, int]
+) -> DriftSummary:
+    """The decision from Evidently's results; it must be what the report's tests say."""
+    columns, dataset = read_columns(body, plan)
+    summary = summarize_drift(columns, *rows, settings)
+    tests_failed = any(t["status"] == "FAIL" for t in body.get("tests", []))
+    if summary.trigger != tests_failed or summary.dataset_drift != bool(dataset.get("failed")):
+        raise RuntimeError(f"the report's tests and the decision disagree: {summary.reasons}")
+    return summary
+
+
+@dataclass
+class DriftRun:
+    """One day's Evidently snapshot and the decision read back from it."""
+
+    snapshot: Any  # evidently.core.report.Snapshot
+    summary: DriftSummary
+
+
+@cache
+def _container_class():
+    """`DailyDrift`, defined once (Evidently registers every container subclass it sees)."""
+    from evidently.core.container import MetricContainer
+    from evidently.legacy.renderers.html_widgets import table_data, text_widget
+
+    class DailyDrift(MetricContainer):
+        """The day's report as one Evidently container: `drift_metrics`, rendered after the decision."""
+
+        plan: list[tuple[str, str, str, str, float]]
+        settings: dict[str, Any]
+        rows: tuple[int, int, int]
+
+        def generate_metrics(self, context):
+            return drift_metrics(self.plan, self.settings["drift_share"])
+
+        def render(self, context, child_widgets=None):
+            metrics = self.metrics(context)
+            results = [context.get_metric_result(m) for m in metrics]
+            body = {
+                "metrics": [r.to_dict() for r in results],
+                "tests": [t.dict() for r in results for t in r.tests],
+            }
+            settings = DriftSettings(**self.settings)
+            summary = _summary(body, self.plan, settings, self.rows)
+            widgets = dict(child_widgets or [])
+            by_column = {(c.column, c.method): c for c in summary.columns}
+            table = table_data(
+                title="Inputs (each drifted input counts towards the share; none decides alone)",
+                column_names=["column", "method", "threshold", "score", "drifted"],
+                data=[
+                    [c.column, c.method, c.threshold, f"{c.score:.3f}", "yes" if c.drifted else ""]
+                    for c in summary.columns
+                    if c.kind == "input"
+                ],
+            )
+            verdict = text_widget(
+                title="Drift decision", text=verdict_markdown(summary, settings.drift_share)
+            )
+            dataset = [m for m in metrics if type(m).__name__ == "DriftedColumnsCount"]
+            shown = [verdict, *(w for m in dataset for w in widgets.get(m.metric_id, [])), table]
+            # the distributions behind the decision: every tested column, then the inputs that drifted
+            drifts = [m for m in metrics if type(m).__name__ == "ValueDrift"]
+            tested = [m for m in drifts if by_column[m.column, m.method].kind != "input"]
+            moved = [m for m in drifts if m not in tested and by_column[m.column, m.method].drifted]
+            return shown + [w for m in tested + moved for w in widgets.get(m.metric_id, [])]
+
+    return DailyDrift
+
+
+def run_report(
+    current: pl.DataFrame, reference: DriftReference, settings: DriftSettings = DriftSettings()
+) -> DriftRun:
+    """Evidently on the day's (sampled) monitoring frame vs the model's reference sample."""
+    from evidently import DataDefinition, Dataset, Report
+
+    sampled = sample_rows(current, settings.current_sample, settings.seed)
+    plan = column_plan(sampled, reference.sample, settings)
+    if not plan:
+        raise ValueError("no column has values on both sides: nothing to compare")
+    numeric = list(dict.fromkeys(p[0] for p in plan if p[2] == "num"))
+    categorical = list(dict.fromkeys(p[0] for p in plan if p[2] == "cat"))
+    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
+    datasets = [
+        Dataset.from_pandas(frame.select(numeric + categorical).to_pandas(), data_definition=definition)
+        for frame in (sampled, reference.sample)
+    ]
+    rows = (current.height, sampled.height, reference.rows)
+    container = _container_class()(plan=plan, settings=settings.as_dict(), rows=rows)
+    report = Report([container], include_tests=True)
+    snapshot = report.run(datasets[0], datasets[1])  # Evidently 0.7: current first, then reference
+    return DriftRun(snapshot, _summary(snapshot.dict(), plan, settings, rows))
 
 
 def data_drift(
@@ -106,72 +220,13 @@ def data_drift(
     settings: DriftSettings = DriftSettings(),
     html_path: Path | None = None,
 ) -> DriftSummary:
-    """Evidently on the day's (sampled) monitoring frame vs the model's reference sample."""
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
+    """The day's drift decision; with `html_path`, its Evidently report saved there (self-contained)."""
+    from models.drift_html import compact_html
 
-    sampled = sample_rows(current, settings.current_sample, settings.seed)
-    plan = _column_plan(sampled, reference.sample, settings)
-    if not plan:
-        raise ValueError("no column has values on both sides: nothing to compare")
-    numeric = list(dict.fromkeys(c for c, _, t, _, _ in plan if t == "num"))
-    categorical = list(dict.fromkeys(c for c, _, t, _, _ in plan if t == "cat"))
-    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
-    columns = numeric + categorical
-    datasets = [
-        Dataset.from_pandas(frame.select(columns).to_pandas(), data_definition=definition)
-        for frame in (sampled, reference.sample)
-    ]
-    report = Report(
-        [ValueDrift(column=c, method=m, threshold=t) for c, _, _, m, t in plan], include_tests=True
-    )
-    snapshot = report.run(datasets[0], datasets[1])  # Evidently 0.7: current first, then reference
-    if html_path is not None:
-        html_path.parent.mkdir(parents=True, exist_ok=True)
-        snapshot.save_html(str(html_path))
-    scores = _evidently_scores(snapshot)
-    results = []
-    for column, kind, _, method, threshold in plan:
-        score, verdict = scores[column, method]
-        drifted = bool(verdict) if verdict is not None else score >= threshold
-        results.append(ColumnDrift(column, kind, method, threshold, score, drifted))
-    return summarize_drift(results, current.height, sampled.height, reference.rows, settings, html_path)
-
-
-def summarize_drift(
-    columns: list[ColumnDrift],
-    rows: int,
-    sampled_rows: int,
-    reference_rows: int,
-    settings: DriftSettings,
-    report_path: Path | None = None,
-) -> DriftSummary:
-    """The day's drift flags and whether they ask for retraining, from per-column results."""
-    inputs = [c for c in columns if c.kind == "input"]
-    share = sum(c.drifted for c in inputs) / len(inputs) if inputs else 0.0
-    dataset_drift = bool(inputs) and share >= settings.drift_share
-    prediction_drift = any(c.drifted for c in columns if c.kind == "prediction")
-    residual = [c for c in columns if c.kind == "residual"]
-    residual_drift = residual[0].drifted if residual else None
-    reasons = []
-    if dataset_drift:
-        drifted = ", ".join(c.column for c in inputs if c.drifted)
-        reasons.append(
-            f"input drift: {share:.0%} of inputs drifted (>= {settings.drift_share:.0%}): {drifted}"
-        )
-    for c in columns:
-        if c.kind != "input" and c.drifted:
-            reasons.append(f"{c.kind} drift: {c.column} {c.method} {c.score:.3f} >= {c.threshold}")
-    return DriftSummary(
-        rows=rows,
-        sampled_rows=sampled_rows,
-        reference_rows=reference_rows,
-        columns=columns,
-        drifted_share=share,
-        dataset_drift=dataset_drift,
-        prediction_drift=prediction_drift,
-        residual_drift=residual_drift,
-        trigger=bool(reasons),
-        reasons=reasons,
-        report_path=str(report_path) if report_path else None,
-    )
+    run = run_report(current, reference, settings)
+    if html_path is None:
+        return run.summary
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    html_path.write_text(compact_html(run.snapshot.get_html_str(as_iframe=False)), encoding="utf-8")
+    run.summary.report_path = str(html_path)
+    return run.summary
