@@ -76,6 +76,7 @@ class DriftSettings:
     reference_sample: int = 5000  # rows kept per model for Evidently
     current_sample: int = 5000  # rows of a day given to Evidently (days above are sampled, seeded)
     seed: int = 7
+    # inputs take distances (drift when score >= threshold): the report counts them by that rule
     numeric_method: str = "wasserstein"  # normed by the reference std; drift when >= threshold
     numeric_threshold: float = 0.1
     categorical_method: str = "jensenshannon"  # Jensen-Shannon distance; drift when >= threshold
