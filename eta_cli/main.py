@@ -235,6 +235,7 @@ def train(
                 "engine": trained_on,
             },
             quarantine=loaded.quarantine,
+            data_source=str(data),
         )
     payload = {
         **registered.as_dict(),

@@ -67,7 +67,7 @@ def ui(
     import time
 
     from data_contracts.home import eta_home
-    from models.tracking import tracking_uri
+    from models.tracking import tracking_uri, ui_link
     from pipelines import ui as services
     from pipelines.instance import prepare_dagster_home
 
@@ -116,7 +116,9 @@ def ui(
             if service.url and not stopping:
                 up = services.wait_until_up(service, "/server_info" if "dagster" in service.name else "")
                 status = "up" if up else f"NOT up (see {service.log})"
-                typer.echo(f"{service.name:18s} {service.url}  {status}")
+                # MLflow opens in its model-training view from this address (GenAI otherwise)
+                shown = ui_link(service.url, "experiments") if service.name == "mlflow" else service.url
+                typer.echo(f"{service.name:18s} {shown}  {status}")
         typer.echo("dagster-daemon     running the nightly schedule and the drift sensor")
         typer.echo("Ctrl-C stops all three.")
         while not stopping:

@@ -204,6 +204,7 @@ def build_model_assets(partitions: dg.PartitionsDefinition, window_days: int = 2
                 "trigger": trigger,
                 "engine": trained_on,
             },
+            data_source=str(warehouse.path(TRAINING_SET, day)),
         )
         settings = drift.settings()
         frame = result.test_frame

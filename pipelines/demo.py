@@ -97,6 +97,7 @@ def run_demo(days: int, seed: int, trips_per_day: int, monitor_days: int, consol
     import dagster as dg
     from rich.table import Table
 
+    from models.tracking import ui_link
     from pipelines.definitions import build_definitions
     from pipelines.instance import dagster_instance
 
@@ -227,6 +228,7 @@ def run_demo(days: int, seed: int, trips_per_day: int, monitor_days: int, consol
     console.print(f"Evidently reports         {warehouse.base / 'reports' / DRIFT}")
     console.print(f"MLflow store              {home / 'mlflow'}")
     console.print(
-        f"browse it all:            eta ui   (Dagster http://127.0.0.1:{DAGSTER_PORT}, MLflow {mlflow_ui_url()})"
+        f"browse it all:            eta ui   (Dagster http://127.0.0.1:{DAGSTER_PORT}, MLflow "
+        f"{ui_link(mlflow_ui_url(), 'experiments')})"
     )
     return {"candidate": candidate, "requests": [r.partition_key for r in requests]}

@@ -275,13 +275,22 @@ class ModelRegistry(dg.ConfigurableResource):
             overrides["ETA_MLFLOW_ARTIFACTS"] = self.artifacts_dir
         return _scoped_env(overrides)
 
-    def register_challenger(self, result, config, gate, run_name: str, extra_params: dict):
-        """Log the run and register the version as `challenger`; the gate is judged but nothing promoted."""
+    def register_challenger(
+        self, result, config, gate, run_name: str, extra_params: dict, data_source: str | None = None
+    ):
+        """Log the run and register the version as `challenger`; the gate is judged but nothing promoted.
+        `data_source`: where the trips came from, for the run's datasets."""
         from models.registry import log_and_register
 
         with self.environment():
             return log_and_register(
-                result, config, gate, run_name=run_name, extra_params=extra_params, promote=False
+                result,
+                config,
+                gate,
+                run_name=run_name,
+                extra_params=extra_params,
+                promote=False,
+                data_source=data_source,
             )
 
     def alias(self, name: str) -> int | None:
@@ -332,17 +341,20 @@ class ModelRegistry(dg.ConfigurableResource):
             return configure().experiment_id
 
     def run_url(self, run_id: str) -> str:
-        return f"{self.ui}/#/experiments/{self.experiment_id()}/runs/{run_id}"
+        from models.tracking import ui_link
+
+        return ui_link(self.ui, f"experiments/{self.experiment_id()}/runs/{run_id}")
 
     def model_url(self, version: int) -> str:
-        from models.tracking import REGISTERED_MODEL
+        from models.tracking import REGISTERED_MODEL, ui_link
 
-        return f"{self.ui}/#/models/{REGISTERED_MODEL}/versions/{version}"
+        return ui_link(self.ui, f"models/{REGISTERED_MODEL}/versions/{version}")
 
     @staticmethod
     def artifact_url(run_url: str, path: str) -> str:
         """The MLflow UI page of one artifact of the run at `run_url` (images and HTML render there)."""
-        return f"{run_url}/artifactPath/{path}"
+        page, _, query = run_url.partition("?")
+        return f"{page}/artifactPath/{path}" + (f"?{query}" if query else "")
 
     def artifact_urls(self, run_id: str, folder: str) -> dict[str, str]:
         """The MLflow UI page of each file the run logged under `folder`, by file stem."""
@@ -366,7 +378,7 @@ class ModelRegistry(dg.ConfigurableResource):
         online calibration) in the `eta-monitoring` experiment; returns the run's MLflow UI address."""
         import mlflow
 
-        from models.tracking import configure
+        from models.tracking import configure, ui_link
 
         with self.environment():
             tracking = configure(MONITORING_EXPERIMENT)
@@ -376,7 +388,7 @@ class ModelRegistry(dg.ConfigurableResource):
                 for path in artifacts:
                     mlflow.log_artifact(str(path), "reports")
             configure()  # back to the training experiment for whoever logs next in this process
-        return f"{self.ui}/#/experiments/{tracking.experiment_id}/runs/{run.info.run_id}"
+        return ui_link(self.ui, f"experiments/{tracking.experiment_id}/runs/{run.info.run_id}")
 
 
 class OnlineStore(dg.ConfigurableResource):

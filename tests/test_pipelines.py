@@ -347,7 +347,11 @@ def test_candidate_metadata_carries_numbers_tables_and_mlflow_artifact_links(sta
         logged = {a.path for a in MlflowClient().list_artifacts(candidate["run_id"], "plots")}
     links = {k: v.value for k, v in metadata.items() if k.startswith("plot_")}
     assert {f"plot_{p.removeprefix('plots/').removesuffix('.png')}" for p in logged} == set(links)
-    assert links["plot_reliability"] == f"{candidate['run_url']}/artifactPath/plots/reliability.png"
+    page = candidate["run_url"].removesuffix("?workflowType=machine_learning")
+    assert (
+        links["plot_reliability"]
+        == f"{page}/artifactPath/plots/reliability.png?workflowType=machine_learning"
+    )
     assert not any(isinstance(v, dg.MarkdownMetadataValue) and "<img" in v.value for v in metadata.values())
 
 
@@ -360,7 +364,7 @@ def test_monitor_metadata_has_numbers_a_column_table_and_the_report_in_mlflow(st
     assert drift["drifted_share"].value == rounded(summary["drifted_share"])
     report = drift["evidently_report"].value
     assert report.startswith("http://127.0.0.1:5000/#/experiments/")
-    assert report.endswith(f"/artifactPath/reports/date={day(5)}.html")
+    assert report.endswith(f"/artifactPath/reports/date={day(5)}.html?workflowType=machine_learning")
     assert not report.startswith("file:")
     performance = _materialization(graph.monitor, "performance_monitor").metadata
     assert isinstance(performance["coverage_80"], dg.FloatMetadataValue)
@@ -371,9 +375,10 @@ def test_links_follow_the_configured_mlflow_ui(monkeypatch, tmp_path) -> None:
     from pipelines import ui
 
     monkeypatch.delenv(ui.MLFLOW_UI_ENV, raising=False)
-    assert ModelRegistry().model_url(3) == "http://127.0.0.1:5000/#/models/eta-model/versions/3"
+    view = "?workflowType=machine_learning"  # MLflow's model-training view, not GenAI
+    assert ModelRegistry().model_url(3) == f"http://127.0.0.1:5000/#/models/eta-model/versions/3{view}"
     monkeypatch.setenv(ui.MLFLOW_UI_ENV, "http://127.0.0.1:5055/")
-    assert ModelRegistry().model_url(3) == "http://127.0.0.1:5055/#/models/eta-model/versions/3"
+    assert ModelRegistry().model_url(3) == f"http://127.0.0.1:5055/#/models/eta-model/versions/3{view}"
     assert ModelRegistry(ui_url="http://mlflow.internal").model_url(3).startswith("http://mlflow.internal/#/")
     # `eta ui` hands its MLflow port to the Dagster processes it starts
     env = ui.environment(tmp_path, tmp_path / "dagster", "http://127.0.0.1:5077")
