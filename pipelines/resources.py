@@ -404,41 +404,40 @@ class OnlineStore(dg.ConfigurableResource):
 
 
 class DriftDetector(dg.ConfigurableResource):
-    """The drift and coverage monitor's settings (see models.drift.DriftSettings for their meaning)."""
+    """Overrides of the drift and coverage monitor's settings: a field left unset keeps the default of
+    `models.drift.DriftSettings`, the one home of their values and meaning. `save_html`: write the daily
+    Evidently report."""
 
-    reference_sample: int = 5000
-    current_sample: int = 5000
-    seed: int = 7
-    numeric_threshold: float = 0.1
-    categorical_threshold: float = 0.1
-    drift_share: float = 0.5
-    prediction_threshold: float = 0.4
-    residual_threshold: float = 0.4
-    coverage_drop: float = 0.05
-    segment_min_legs: int = 60
-    segment_drop: float = 0.12
-    segment_slack: float = 0.05
-    z_threshold: float = 4.0
+    reference_sample: int | None = None
+    current_sample: int | None = None
+    seed: int | None = None
+    numeric_method: str | None = None
+    numeric_threshold: float | None = None
+    categorical_method: str | None = None
+    categorical_threshold: float | None = None
+    drift_share: float | None = None
+    prediction_threshold: float | None = None
+    residual_threshold: float | None = None
+    weather_column: str | None = None
+    weather_method: str | None = None
+    weather_threshold: float | None = None
+    levels: list[float] | None = None
+    coverage_drop: float | None = None
+    segment_resolution: int | None = None
+    segment_min_legs: int | None = None
+    segment_drop: float | None = None
+    segment_slack: float | None = None
+    z_threshold: float | None = None
     save_html: bool = True
 
     def settings(self):
+        from dataclasses import fields, replace
+
         from models.drift import DriftSettings
 
-        return DriftSettings(
-            reference_sample=self.reference_sample,
-            current_sample=self.current_sample,
-            seed=self.seed,
-            numeric_threshold=self.numeric_threshold,
-            categorical_threshold=self.categorical_threshold,
-            drift_share=self.drift_share,
-            prediction_threshold=self.prediction_threshold,
-            residual_threshold=self.residual_threshold,
-            coverage_drop=self.coverage_drop,
-            segment_min_legs=self.segment_min_legs,
-            segment_drop=self.segment_drop,
-            segment_slack=self.segment_slack,
-            z_threshold=self.z_threshold,
-        )
+        given = {f.name: getattr(self, f.name) for f in fields(DriftSettings)}
+        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items() if v is not None}
+        return replace(DriftSettings(), **overrides)
 
 
 class DaskCluster(dg.ConfigurableResource):

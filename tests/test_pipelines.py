@@ -608,3 +608,48 @@ def test_folder_source_cuts_monthly_files_into_local_days() -> None:
         ("JC-TEST03-citibike-tripdata.csv", 2),
         ("JC-TEST03-citibike-tripdata.csv", 3),
     ]
+
+
+# ---- the pipeline's configuration holds overrides of the core's, never copies of its defaults ----
+
+
+def test_training_config_left_unset_is_the_core_default() -> None:
+    from dataclasses import fields
+
+    from models.conformal import CalibrationConfig
+    from models.gate import GateConfig
+    from models.quantile import BoostingParams
+    from models.train import TrainConfig
+    from pipelines.assets_model import OVERRIDES, TrainingConfig
+
+    assert TrainingConfig().train_config() == TrainConfig()
+    assert TrainingConfig().gate() == GateConfig()
+    owners = {
+        "train": TrainConfig,
+        "boosting": BoostingParams,
+        "calibration": CalibrationConfig,
+        "gate": GateConfig,
+    }
+    for name, (owner, field) in OVERRIDES.items():
+        if owner == "features":
+            from features import FeatureSpec
+
+            assert field in FeatureSpec.model_fields, name
+        else:
+            assert field in {f.name for f in fields(owners[owner])}, name
+    assert set(OVERRIDES) == set(TrainingConfig.model_fields)
+    overridden = TrainingConfig(coverage_tolerance=0.01, num_leaves=7)
+    assert overridden.gate().coverage_tolerance == 0.01
+    assert overridden.train_config().params.num_leaves == 7
+
+
+def test_drift_detector_left_unset_is_the_core_default() -> None:
+    from dataclasses import fields
+
+    from models.drift import DriftSettings
+
+    assert DriftDetector().settings() == DriftSettings()
+    assert set(DriftDetector.model_fields) - {"save_html"} == {f.name for f in fields(DriftSettings)}
+    changed = DriftDetector(weather_threshold=9.0, levels=[0.8]).settings()
+    assert (changed.weather_threshold, changed.levels) == (9.0, (0.8,))
+    assert changed.drift_share == DriftSettings().drift_share
