@@ -29,6 +29,7 @@ from models import plots
 from models.bundle import distance_band
 from models.metrics import HEADLINE_METRICS, segment_coverage, summary_metrics
 from models.pyfunc import load_eta_model
+from models.registry import logged_metric_name
 from models.tracking import CHAMPION, REGISTERED_MODEL, alias_version, configure
 
 SMALL = os.environ.get("ETA_NOTEBOOK_SMALL") == "1"
@@ -111,7 +112,7 @@ for who in ("", "baseline_global_", "baseline_cell_hour_", "baseline_distance_on
         {
             "model": who.removeprefix("baseline_").rstrip("_") or "champion",
             **{
-                k: run.data.metrics.get(f"{who}{k}")
+                k: run.data.metrics.get(logged_metric_name(f"{who}{k}"))
                 for k in ("mae_s", "pinball_mean", "coverage_80", "width_80_s")
             },
         }
