@@ -32,6 +32,8 @@ from models.pyfunc import load_eta_model
 from models.registry import logged_metric_name
 from models.tracking import CHAMPION, REGISTERED_MODEL, alias_version, configure
 
+# MLflow draws a tqdm bar for every artifact download, i.e. for every model load; a report wants the result
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 SMALL = os.environ.get("ETA_NOTEBOOK_SMALL") == "1"
 tracking = configure()
 print("tracking store:", tracking.uri)

@@ -13,12 +13,15 @@
 # A short backtest of the simulated city through the real Dagster jobs (`pipelines.backtest`): a district
 # slows down on the onset day; one strategy never retrains, the other retrains when the drift sensor asks.
 # We plot 80% coverage over time (overall and in the slowed district), with drift alerts and promotions.
+# A retraining the gate blocks is a failed Dagster run (its blocking `candidate_calibration` check fails):
+# Dagster logs each as ERROR lines under the first cell, and the `blocked` column counts them.
 # `ETA_NOTEBOOK_SMALL=1` (the test suite) runs fewer, smaller days.
 
 # %%
 # %matplotlib inline
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import polars as pl
@@ -26,6 +29,17 @@ import polars as pl
 from models.backtest import coverage_over_time_figure, day_table
 from pipelines.backtest import load_strategies, run_plans, synthetic_plan
 
+# MLflow draws a tqdm bar for every artifact download, i.e. for every model the jobs load
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# Each in-process Dagster run ends with event_loop.run_until_complete(event_loop.shutdown_asyncgens()),
+# which cannot run inside the kernel's own running loop: Dagster catches that RuntimeError (a run here has
+# no async generators to shut down), and Python reports the coroutine it built as never awaited
+warnings.filterwarnings(
+    "ignore",
+    message="coroutine 'BaseEventLoop.shutdown_asyncgens' was never awaited",
+    category=RuntimeWarning,
+    module="dagster._core.execution.context_creation_job",
+)
 SMALL = os.environ.get("ETA_NOTEBOOK_SMALL") == "1"
 DAYS, ONSET, PER_DAY, WINDOW = (14, 9, 800, 7) if SMALL else (40, 25, 3000, 21)
 folder = Path(tempfile.mkdtemp(prefix="backtest-"))
