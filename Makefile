@@ -19,6 +19,7 @@ help:
 	@echo "make test   - set up .venv and run the whole test suite"
 	@echo "make ui     - Dagster UI + daemon and MLflow UI on loopback"
 	@echo "make serve  - the ETA HTTP service on loopback"
+	@echo "make notebooks - JupyterLab on loopback over notebooks/, with the demo's state (ETA_HOME)"
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --user --quiet "uv==$(UV_VERSION)"
@@ -59,6 +60,15 @@ ui: install
 PORT ?= 3000
 serve: install
 	$(ETA) serve --port $(PORT)
+
+# JupyterLab as notebooks/.jupyterlab/jupyter_lab_config.py sets it up: loopback, no browser, rooted in
+# notebooks/, the jupytext scripts opening as notebooks. Jupyter starts kernels in notebooks/, so ETA_HOME is
+# handed over absolute, resolved the way `eta demo` resolves it (data_contracts.home)
+.PHONY: notebooks
+NOTEBOOK_PORT ?= 8888
+notebooks: install
+	ETA_HOME="$$($(VENV)/bin/python -c 'from data_contracts.home import eta_home; print(eta_home())')" \
+		$(VENV)/bin/jupyter lab --config=notebooks/.jupyterlab/jupyter_lab_config.py --port=$(NOTEBOOK_PORT)
 
 # the default state folder of this checkout only; an ETA_HOME set elsewhere is left alone
 clean-state:

@@ -1,19 +1,29 @@
 """The notebooks run, top to bottom, on small data (so they cannot rot), show every figure they make, and
-print no warnings and no progress bars (a reader should not scroll past a flood to reach the results)."""
+print no warnings and no progress bars (a reader should not scroll past a flood to reach the results);
+JupyterLab, started the way `make notebooks` starts it, opens them as notebooks."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
+import time
 import warnings
 from pathlib import Path
 
+import httpx
 import jupytext
 import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
+from pipelines.ui import free_port
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+# what `make notebooks` starts JupyterLab with
+JUPYTERLAB_CONFIG = NOTEBOOKS / ".jupyterlab" / "jupyter_lab_config.py"
 # a Python warning (`file.py:12: RuntimeWarning: ...`, `TqdmWarning: IProgress not found`), a logged
 # WARNING line (`... WARNING mlflow.pyfunc: ...`, `dagster - WARNING - ...`) or a tqdm bar (` 45%|████▌ `)
 NOISE = re.compile(r"\w*Warning\b|\bWARNING\b|\d+%\|")
@@ -136,3 +146,71 @@ def test_03_drift_and_retraining(tmp_path: Path) -> None:
     run_notebook(
         "03_drift_and_retraining.py", {"ETA_NOTEBOOK_SMALL": "1", "ETA_HOME": str(tmp_path)}, figures=1
     )
+
+
+@pytest.fixture
+def jupyterlab(tmp_path: Path):
+    """JupyterLab started with `make notebooks`' config file on a free port, with a known token, from another
+    folder (the config must say where the notebooks are); Jupyter's per-user folders under tmp_path, so a
+    developer's own settings change nothing."""
+    folders = (
+        "JUPYTER_CONFIG_DIR",
+        "JUPYTER_RUNTIME_DIR",
+        "JUPYTERLAB_SETTINGS_DIR",
+        "JUPYTERLAB_WORKSPACES_DIR",
+    )
+    env = {**os.environ, **{name: str(tmp_path / name.lower()) for name in folders}}
+    port, token = free_port(), "notebooks-test-token"
+    log_path = tmp_path / "jupyterlab.log"
+    command = [
+        str(Path(sys.executable).parent / "jupyter"),
+        "lab",
+        f"--config={JUPYTERLAB_CONFIG}",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+    ]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log_path.read_text()
+            try:
+                if httpx.get(f"{url}/api/status", params={"token": token}).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.25)
+        yield {"url": url, "token": token, "runtime": tmp_path / "jupyter_runtime_dir", "log": log_path}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_jupyterlab_opens_the_notebooks(jupyterlab: dict) -> None:
+    url, auth = jupyterlab["url"], {"token": jupyterlab["token"]}
+    (server,) = jupyterlab["runtime"].glob("jpserver-*.json")
+    info = json.loads(server.read_text())
+    assert info["url"] == f"{url}/"  # loopback, on the port asked for
+    assert info["root_dir"] == str(NOTEBOOKS)
+    assert httpx.get(f"{url}/api/contents").status_code == 403  # nothing without the token
+    # jupytext's contents manager serves the percent scripts as notebooks, cell for cell
+    listing = httpx.get(f"{url}/api/contents", params=auth).json()["content"]
+    scripts = sorted(NOTEBOOKS.glob("*.py"))
+    assert sorted((item["name"], item["type"]) for item in listing) == [(p.name, "notebook") for p in scripts]
+    for script in scripts:
+        opened = httpx.get(f"{url}/api/contents/{script.name}", params={**auth, "type": "notebook"}).json()
+        cells = [(c["cell_type"], c["source"]) for c in opened["content"]["cells"]]
+        assert cells == [(c.cell_type, c.source) for c in jupytext.read(script).cells]
+    # a double click opens them in jupytext's notebook view (overrides.json), not the text editor
+    docmanager = httpx.get(f"{url}/lab/api/settings/@jupyterlab/docmanager-extension:plugin", params=auth)
+    assert docmanager.json()["schema"]["properties"]["defaultViewers"]["default"] == {
+        "python": "Jupytext Notebook"
+    }
+    assert '"name": "jupyterlab-jupytext"' in httpx.get(f"{url}/lab", params=auth).text
+    # asked to open a browser on a machine without one, the server logs this line
+    assert "No web browser found" not in jupyterlab["log"].read_text()
