@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -100,9 +101,13 @@ def window_inputs(result: TrainingResult, source_name: str, data_source: str | N
     from mlflow.entities import Dataset, DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-    source = (
-        resolve_dataset_source(data_source) if data_source else CodeDatasetSource({"source": source_name})
-    )
+    if data_source:
+        with warnings.catch_warnings():
+            # MLflow 3.17 registers its local-file source twice and warns that a path is ambiguous
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+            source = resolve_dataset_source(data_source)
+    else:
+        source = CodeDatasetSource({"source": source_name})
     schema = infer_schema(result.test_legs)
     inputs = []
     for window, context in WINDOW_CONTEXTS.items():
