@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import gzip
 import re
+import warnings
 from datetime import timedelta
 
 import numpy as np
@@ -196,7 +197,10 @@ def city_day(trained):
 
 def test_a_stationary_city_day_passes_every_test(city_day, tmp_path) -> None:
     reference, stationary, _ = city_day
-    run = drift.run_report(stationary, reference)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = drift.run_report(stationary, reference)
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
     assert [t["status"] for t in _tests(run)] == ["SUCCESS"] * 5
     assert not run.summary.trigger
     assert _verdict(run).startswith("### Retrain: no, no drift")
