@@ -20,10 +20,11 @@ help:
 	@echo "make ui     - Dagster UI + daemon and MLflow UI on loopback"
 	@echo "make serve  - the ETA HTTP service on loopback"
 	@echo "make notebooks - JupyterLab on loopback over notebooks/, with the demo's state (ETA_HOME)"
+	@echo "make screenshots - headless-Chromium screenshots of the UIs after make demo (results/screenshots/)"
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --user --quiet "uv==$(UV_VERSION)"
-	$(UV) sync --frozen --all-groups --python $(PYTHON)
+	$(UV) sync --frozen --all-groups --no-group screenshots --python $(PYTHON)
 	@touch $@
 
 install: $(VENV)/.installed postgres-server
@@ -69,6 +70,15 @@ NOTEBOOK_PORT ?= 8888
 notebooks: install
 	ETA_HOME="$$($(VENV)/bin/python -c 'from data_contracts.home import eta_home; print(eta_home())')" \
 		$(VENV)/bin/jupyter lab --config=notebooks/.jupyterlab/jupyter_lab_config.py --port=$(NOTEBOOK_PORT)
+
+# headless-Chromium screenshots of the Dagster and MLflow pages a data scientist opens first, from the
+# state `make demo` left (scripts/ui_screenshots.py); Playwright drives Debian's chromium package
+.PHONY: screenshots
+screenshots: install
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+	$(UV) sync --frozen --all-groups --python $(PYTHON)
+	$(VENV)/bin/python scripts/ui_screenshots.py
 
 # the default state folder of this checkout only; an ETA_HOME set elsewhere is left alone
 clean-state:
