@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import httpx
@@ -27,24 +26,6 @@ JUPYTERLAB_CONFIG = NOTEBOOKS / ".jupyterlab" / "jupyter_lab_config.py"
 # a Python warning (`file.py:12: RuntimeWarning: ...`, `TqdmWarning: IProgress not found`), a logged
 # WARNING line (`... WARNING mlflow.pyfunc: ...`, `dagster - WARNING - ...`) or a tqdm bar (` 45%|████▌ `)
 NOISE = re.compile(r"\w*Warning\b|\bWARNING\b|\d+%\|")
-# Noise whose fix is due outside notebooks/, per notebook: what fixes it -> where its lines come from (a
-# warning's message may sit on the line after its location, so the location is what is matched). Tolerated
-# only until the fix lands, and never silently: each run reports the lines still printed, or the entry
-# that no longer matches anything (delete it then), in pytest's warnings summary.
-PENDING_FIXES: dict[str, dict[str, re.Pattern]] = {
-    "03_drift_and_retraining.py": {
-        # MLflow registers LocalArtifactDatasetSource for the "" and the "file" scheme, so resolving any
-        # local path matches twice (the same class) and warns
-        "models/registry.py window_inputs: resolve the local data source without the warning": re.compile(
-            r"mlflow/data/dataset_source_registry\.py:\d+: UserWarning"
-        ),
-        # Evidently's dataset drift metric takes np.corrcoef of the day's numeric columns; one constant on
-        # the day (no rain: precipitation 0) has no spread and divides 0 by 0
-        "models/drift_report.py run_report: run the report under np.errstate(divide/invalid ignore)": re.compile(
-            r"numpy/lib/_function_base_impl\.py:\d+: RuntimeWarning"
-        ),
-    },
-}
 
 
 def noisy_lines(notebook) -> list[str]:
@@ -93,13 +74,6 @@ def run_notebook(name: str, env: dict[str, str], figures: int) -> None:
     ]
     assert len(shown) == figures, f"{name} shows {len(shown)} of its {figures} figures"
     noise = noisy_lines(notebook)
-    for fix, pattern in PENDING_FIXES.get(name, {}).items():
-        pending = [line for line in noise if pattern.search(line)]
-        if pending:
-            warnings.warn(f"{name} prints {len(pending)} lines until {fix}: {pending[0]}", stacklevel=1)
-        else:
-            warnings.warn(f"{name} no longer needs PENDING_FIXES[{fix!r}]: delete it", stacklevel=1)
-        noise = [line for line in noise if not pattern.search(line)]
     assert not noise, f"{name} prints {len(noise)} warning or progress lines:\n" + "\n".join(noise[:20])
 
 
