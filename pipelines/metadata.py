@@ -7,9 +7,11 @@ where MLflow shows them.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 
 import dagster as dg
+import numpy as np
 
 SIGNIFICANT_DIGITS = 4
 
@@ -23,19 +25,19 @@ def rounded(value: float | None) -> float | None:
 
 def shown(metadata: Mapping[str, object]) -> dict[str, object]:
     """`metadata` with its plain floats rounded for the UI (numpy floats included); other values as given."""
-    out: dict[str, object] = {}
-    for key, value in metadata.items():
-        is_float = isinstance(value, float) or type(value).__name__.startswith("float")
-        out[key] = rounded(float(value)) if is_float and not isinstance(value, bool) else value
-    return out
+    return {key: _number(value) for key, value in metadata.items()}
+
+
+def _number(value: object) -> object:
+    """Python and numpy integers as int, other reals rounded; anything else as given."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        return bool(value) if isinstance(value, np.bool_) else value
+    return int(value) if isinstance(value, numbers.Integral) else rounded(float(value))
 
 
 def _cell(value: object) -> object:
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
-        return value
-    if isinstance(value, float) or type(value).__name__.startswith(("float", "int")):
-        return rounded(float(value))
-    return str(value)
+    value = _number(value)
+    return value if value is None or isinstance(value, bool | int | float | str) else str(value)
 
 
 def _column_type(values: Sequence[object]) -> str:

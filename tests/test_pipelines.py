@@ -653,3 +653,16 @@ def test_drift_detector_left_unset_is_the_core_default() -> None:
     changed = DriftDetector(weather_threshold=9.0, levels=[0.8]).settings()
     assert (changed.weather_threshold, changed.levels) == (9.0, (0.8,))
     assert changed.drift_share == DriftSettings().drift_share
+
+
+def test_metadata_numbers_are_rounded_for_the_ui_and_counts_stay_whole() -> None:
+    from pipelines.metadata import records_table, shown
+
+    metadata = shown(
+        {"share": 0.0007545271629778583, "legs": np.int64(12345), "ok": np.bool_(True), "day": "x"}
+    )
+    assert metadata == {"share": 0.0007545, "legs": 12345, "ok": True, "day": "x"}
+    assert type(metadata["legs"]) is int
+    table = records_table([{"reason": "null_island", "rows": np.int64(12345), "share": 1 / 3}])
+    assert [r.data for r in table.records] == [{"reason": "null_island", "rows": 12345, "share": 0.3333}]
+    assert [c.type for c in table.schema.columns] == ["string", "int", "float"]
