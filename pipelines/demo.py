@@ -98,7 +98,7 @@ def run_demo(days: int, seed: int, trips_per_day: int, monitor_days: int, consol
     from rich.table import Table
 
     from models.tracking import ui_link
-    from pipelines.definitions import build_definitions
+    from pipelines.definitions import build_definitions, simulated_end
     from pipelines.instance import dagster_instance
 
     began = time.perf_counter()
@@ -109,18 +109,19 @@ def run_demo(days: int, seed: int, trips_per_day: int, monitor_days: int, consol
     window = min(28, train_index + 1)
     first = date.fromisoformat(SYNTHETIC_START)
     keys = [(first + timedelta(days=i)).isoformat() for i in range(days)]
-    end = (first + timedelta(days=days)).isoformat()
-    defs = build_definitions(source=source, warehouse=warehouse, window_days=window, end=end)
-    ingest = defs.resolve_job_def("ingest_job")
-    monitoring = defs.resolve_job_def("daily_monitoring_job")
-    retraining = defs.resolve_job_def("retraining_job")
-    drift_share = defs.resources["drift"].settings().drift_share
 
     console.rule(f"1/5 simulate {days} days of the city (seed {seed}, {trips_per_day} legs/day)")
     with _progress(console) as bar:
         task = bar.add_task("days simulated", total=days)
         source.simulate(days, progress=lambda done, _total: bar.update(task, completed=done))
     console.print(f"raw partitions in {source.folder}")
+    # the partitions end where the simulated city does, as in the UI's Definitions
+    end = simulated_end(source)
+    defs = build_definitions(source=source, warehouse=warehouse, window_days=window, end=end)
+    ingest = defs.resolve_job_def("ingest_job")
+    monitoring = defs.resolve_job_def("daily_monitoring_job")
+    retraining = defs.resolve_job_def("retraining_job")
+    drift_share = defs.resources["drift"].settings().drift_share
 
     with dagster_instance() as instance:
         console.rule(f"2/5 ingest, validate and featurize {days} daily partitions (one Dagster run each)")

@@ -94,7 +94,7 @@ def test_warnings_and_progress_bars_are_noise(text: str) -> None:
 
 def test_results_are_not_noise() -> None:
     lines = [
-        "tracking store: sqlite:////tmp/x/mlflow/mlflow.db?timeout=60",
+        "tracking store: sqlite:///.eta/mlflow/mlflow.db?timeout=60",
         "2026/12/04 01:29:51 INFO mlflow.store.db.utils: Creating initial MLflow database tables...",
         "On the fresh week the 80% / 90% intervals hold 0.747 / 0.859 of legs (nominal 0.80 / 0.90)",
     ]
