@@ -34,8 +34,8 @@ CUM_TRIPS, CUM_SUM = "cum_trips", "cum_log_speed_sum"
 TRIPS, SUM = "trips", "log_speed_sum"
 META_FILE = "frozen_aggregates.json"
 # Serving batches up to this many legs find frozen statistics by binary search instead of joins (same
-# values; a 1-leg request spent ~3 ms hashing the nine level tables for its joins). Binary search costs
-# ~0.1 us per leg, key column and level, so from some thousands of legs on the joins are cheaper.
+# values): a join's fixed cost is hashing every level's table, the search's cost grows with the legs
+# (docs/decisions/polars-executor.md).
 LOOKUP_LEGS = 2_000
 
 
@@ -127,7 +127,8 @@ def window_stats(
 def _level_columns(keyed: pl.DataFrame, stats: pl.LazyFrame, level: Level, on: list[str]) -> pl.LazyFrame:
     """One level's two statistics columns, aligned with `keyed`'s rows; no match means no trips.
 
-    Only the key columns take part in the join (joining the wide frame nine times costs ~5x more).
+    Only the key columns take part in the join: joining the wide frame nine times costs far more
+    (docs/decisions/polars-executor.md).
     """
     joined = keyed.lazy().select(on).join(stats, on=on, how="left", maintain_order="left")
     return joined.select(
@@ -137,7 +138,8 @@ def _level_columns(keyed: pl.DataFrame, stats: pl.LazyFrame, level: Level, on: l
 
 
 def _with_level_columns(keyed: pl.DataFrame, per_level: list[pl.LazyFrame]) -> pl.LazyFrame:
-    # in-memory engine: polars 2.1's streaming engine is ~5x slower on order-keeping left joins
+    # in-memory engine: the streaming one is slower on order-keeping left joins
+    # (docs/decisions/polars-executor.md)
     frames = collect_all_batch(per_level, keyed.height)
     columns = [column for frame in frames for column in frame.get_columns()]
     if any(len(column) != keyed.height for column in columns):

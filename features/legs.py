@@ -56,15 +56,14 @@ def conform_legs(legs: pl.DataFrame | pl.LazyFrame, require: tuple[str, ...] = (
 def zones_of(frame: pl.LazyFrame | pl.DataFrame) -> list[str]:
     """The distinct non-null `tz` values of a batch, sorted (the local-time branches depend on them)."""
     if isinstance(frame, pl.DataFrame) and frame.height < SMALL_BATCH_LEGS:
-        # a live batch: a Python set over a few values takes microseconds, a polars query ~0.4 ms
+        # a live batch: a Python set beats a polars query's fixed cost (docs/decisions/polars-executor.md)
         return sorted({zone for zone in frame.get_column("tz").to_list() if zone is not None})
     zones = frame.lazy().select(pl.col("tz").drop_nulls().unique()).collect()["tz"]
     return sorted(zones.to_list())
 
 
-# Below this many legs a query runs the way polars' eager DataFrame methods run it. On a batch of a few
-# live legs the lazy engine's fixed cost per query dominates: measured on 2 cores, a 1-leg feature build
-# took 17 ms with default collects and 11 ms with these flags (1,000 legs: 24 -> 14 ms; 200k legs: equal).
+# Below this many legs a query runs the way polars' eager DataFrame methods run it: on a small batch the
+# lazy engine's fixed cost per query dominates (docs/decisions/polars-executor.md).
 SMALL_BATCH_LEGS = 10_000
 
 

@@ -88,8 +88,8 @@ def shrinkage_stages(spec: FeatureSpec) -> list[list[pl.Expr]]:
     """Every level's shrunk log speed as its own column, one stage per distance from the global level.
 
     The module docstring's recursion, with each expression reading its parent's column instead of nesting
-    the parent's whole expression: polars plans a nested chain in time that grows with its depth,
-    and on a live batch of a few legs planning is most of the cost (one-leg aggregate stage: ~2 ms nested).
+    the parent's whole expression: polars plans a nested chain in time that grows with its depth, and on
+    a small batch planning is most of the cost (docs/decisions/polars-executor.md).
     Every level has one parent, whichever chain it is in (the chains share only their roots).
     """
     k = spec.shrinkage_trips

@@ -1,10 +1,10 @@
 """Feature expressions built once per (spec, zones) and reused: a query plan's stages.
 
-On a live batch of a few legs, building the ~70 polars expressions of the feature definition in Python
-costs about as much as running them (measured on 2 cores: ~3 ms of an ~11 ms one-leg build). Expressions
-are immutable, so the stages that depend only on the spec and the batch's time zones are kept here and
-the same objects are handed to every batch. The key holds the spec object itself (a spec is frozen), so an
-entry can never be served for a different spec that happens to reuse a freed object's id.
+On a small batch, building the ~70 polars expressions of the feature definition in Python is a large share
+of the build (docs/decisions/polars-executor.md). Expressions are immutable, so the stages that depend
+only on the spec and the batch's time zones are kept here and the same objects are handed to every batch.
+The key holds the spec object itself (a spec is frozen), so an entry can never be served for a different
+spec that happens to reuse a freed object's id.
 """
 
 from __future__ import annotations
