@@ -40,7 +40,7 @@ class QuantileRegressor(Protocol):
 
 PARALLEL_PREDICT_ROWS = 10_000  # from here each booster runs on params.num_threads (OpenMP)
 # From here to PARALLEL_PREDICT_ROWS the boosters run side by side, one thread each (LightGBM releases the
-# GIL): at 1,000 rows it saves about a third; below a few hundred the hand-over costs more than it saves.
+# GIL); on fewer rows the hand-over costs more than it saves (docs/decisions/booster-threads.md).
 BOOSTERS_SIDE_BY_SIDE_ROWS = 256
 _side_by_side: dict[int, ThreadPoolExecutor] = {}
 _side_by_side_lock = threading.Lock()
@@ -59,9 +59,8 @@ def booster_pool(threads: int) -> ThreadPoolExecutor:
 class BoostingParams:
     """Shared knobs; defaults measured on the synthetic city and the Sendy set (see README results).
 
-    The learning rate and the spread levels' rows per round were chosen for training time
-    (benchmarks/training_trials.py, README "Training time"): 0.15 and 80k boost the 1M-leg benchmark in
-    about half the time of 0.08 and 150k, for ~0.5% of pinball loss.
+    The learning rate and the spread levels' rows per round were chosen for training time at a small cost
+    in pinball loss (docs/decisions/boosting-defaults.md).
     """
 
     learning_rate: float = 0.15
@@ -76,8 +75,8 @@ class BoostingParams:
     num_threads: int = 2
     seed: int = 7
     # On large windows each boosting round sees a random subsample of this many rows (LightGBM bagging):
-    # the median needs more rows than the spread levels, which start from it. Measured in
-    # benchmarks/model_performance.py; below these sizes every row is used.
+    # the median needs more rows than the spread levels, which start from it; below these sizes every row
+    # is used (docs/decisions/boosting-defaults.md).
     median_rows_per_round: int = 400_000
     spread_rows_per_round: int = 80_000
 
@@ -107,7 +106,7 @@ class LightGBMQuantile:
             "num_threads": p.num_threads,
             "seed": p.seed,
             "deterministic": True,
-            # column-wise histograms: measured 6x less sensitive to a busy machine than row-wise with 2 threads
+            # column-wise histograms: row-wise stall on a busy machine (docs/decisions/boosting-defaults.md)
             "force_col_wise": True,
             "verbosity": -1,
         }
@@ -151,8 +150,8 @@ class LightGBMQuantile:
         """Raw (uncalibrated) quantiles in target space, columns in `quantiles` order.
 
         Batches under PARALLEL_PREDICT_ROWS run each booster on one thread: OpenMP's start-up and barriers
-        cost more than a few rows of trees, and on a busy machine a 1-leg predict with 2 threads took ~50 ms.
-        From BOOSTERS_SIDE_BY_SIDE_ROWS rows, those one-thread boosters run side by side instead."""
+        cost more than a few rows of trees (docs/decisions/booster-threads.md). From
+        BOOSTERS_SIDE_BY_SIDE_ROWS rows, those one-thread boosters run side by side instead."""
         threads = self.params.num_threads if len(X) >= PARALLEL_PREDICT_ROWS else 1
 
         def trees(q: float) -> np.ndarray:
