@@ -49,28 +49,9 @@ REFERENCE_META_FILE = "reference.json"
 class DriftSettings:
     """Every method, threshold and sample size the monitor relies on (nothing left to Evidently's defaults).
 
-    How the thresholds were set (a model trained on days 2-29 of the simulated city, seed 7, 4,000 legs a
-    day, never retrained, judging days 30-59 of each scenario):
-    - `stationary`: residual drift 0.05-0.31 (the highest on ordinary rainy days), prediction drift <= 0.17
-      (0.25-0.3 on a few days for a model trained with the backtest's fast boosting settings),
-      overall 80% coverage at most 0.04 below the reference, no area decayed: 0 triggers in 30 days with
-      `residual_threshold` 0.4 (2 with 0.2);
-    - `rain_week`: residual drift 0.69-0.77 and overall 80% coverage 0.63-0.66 (reference 0.78) on all
-      seven storm days, quiet again the day after;
-    - `regional_slowdown`: overall coverage barely moves (0.77), but the Westlands res-7 area (~130 legs a
-      day) falls to 0.47-0.63 against its reference 0.78 (z 4.0-9.6) from the onset day on.
-    Weather and temperature drift on most days (a day has one weather, the reference several); they are
-    reported but stay under `drift_share` on their own.
-
-    A storm is the exception the share rule cannot see (one column of 16). In the seed-11 backtest the champion
-    had met heavy rain in training, and on the storm days residual drift read only 0.27-0.38 and 80% coverage
-    0.77-0.80: no monitor fired. So precipitation is judged a second time, as `weather` drift, by energy
-    distance on the mm/h scale (not normed by the reference's spread). The normed Wasserstein cannot do
-    this: after a dry spell the reference's spread is ~0 and an ordinary shower reads 1,800+. Set on the
-    simulated city (seeds 5, 7, 13, 21; the backtests use 11), each of days 28-59 against a 6-day reference
-    (a model's test window) ending 1, 4 or 7 days earlier: on `stationary` the highest day per seed read
-    1.83, 1.95, 4.27 and 3.04 (the 4.27 is one ordinary downpour in seed 13: 1 alarm in its 32 days); on
-    `rain_week` the storm's first day read 4.22-4.58 and the day before at most 0.42.
+    The thresholds were set on simulated cities so that a stationary month raises no alarm while a storm
+    week and a slowed district do; precipitation is judged a second time in mm/h, because a storm is one
+    drifted column of 16, which the share rule cannot see (docs/decisions/drift-thresholds.md).
     """
 
     reference_sample: int = 5000  # rows kept per model for Evidently
