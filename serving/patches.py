@@ -1,11 +1,9 @@
 """A fix to BentoML, applied when `serving.service` is imported.
 
 BentoML's `TimeoutMiddleware` (bentoml 1.4, `traffic.timeout`) arms a `loop.call_later(timeout, ...)` per
-request and never cancels it, so every answered request leaves a timer, its future and its context alive
-for the whole timeout (60 s here). At 500 requests/s that is ~30k timers and ~150k live objects; each
-full garbage collection scanned them, and after a minute of 50 concurrent clients a 1,000-leg request
-stalled ~100 ms every ~16 requests (measured with a gc callback in the worker: 90-100k objects in the
-oldest generation, none collectable). The patched `__call__` below is BentoML's own, plus the timer's
+request and never cancels it, so every answered request keeps a timer, its future and its context alive for
+the whole timeout, and under load full garbage collections stall on them
+(docs/decisions/bentoml-request-timers.md). The patched `__call__` below is BentoML's own, plus the timer's
 cancellation once the request is over; the 504 on timeout is unchanged (tested).
 """
 
