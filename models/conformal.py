@@ -6,7 +6,7 @@ the symmetric CQR score s_i = max(lo_i - y_i, y_i - hi_i) on n calibration legs,
 so the interval covers at least L of exchangeable new legs. The median gets its own offset (the order
 statistic of y - q50 at rank ceil((n + 1) / 2)). `CalibrationConfig` can also fit one offset per level
 (asymmetric CQR) or measure residuals in log seconds; the choice was made by measurement on every data
-set (docs/decisions/conformal-score.md).
+set (docs/decisions/conformal-calibration.md).
 
 Caller profiles. Which optional inputs a leg has (a courier with history, road distance, weather) is its
 profile, and every profile gets a calibration of its own, fitted on a copy of all calibration legs with
