@@ -21,6 +21,7 @@ from features.live import LiveFeatures, LiveLegs, live_features
 from features.plans import cached_stages
 from features.spec import FeatureSpec
 from models.conformal import CalibrationConfig, ConformalCalibration, profile_key
+from models.domain import ModelDomain
 from models.enroute import EnrouteCalibration
 from models.metrics import level_pair
 from models.online import OnlineState
@@ -123,6 +124,7 @@ class EtaModel:
     calibration: ConformalCalibration
     meta: dict = field(default_factory=dict)
     enroute: EnrouteCalibration | None = None  # legs in progress (models.enroute)
+    domain: ModelDomain | None = None  # where its training legs were (models.domain); None: not recorded
 
     @property
     def quantiles(self) -> list[float]:
@@ -160,6 +162,8 @@ class EtaModel:
         (directory / "model_meta.json").write_text(json.dumps(self.meta, indent=2, default=str))
         if self.enroute is not None:
             (directory / "enroute.json").write_text(json.dumps(self.enroute.to_dict(), indent=2))
+        if self.domain is not None:
+            (directory / "domain.json").write_text(json.dumps(self.domain.to_dict(), indent=2))
         return directory
 
     @classmethod
@@ -175,6 +179,9 @@ class EtaModel:
             meta=json.loads((directory / "model_meta.json").read_text()),
             enroute=EnrouteCalibration.from_dict(json.loads((directory / "enroute.json").read_text()))
             if (directory / "enroute.json").exists()
+            else None,
+            domain=ModelDomain.from_dict(json.loads((directory / "domain.json").read_text()))
+            if (directory / "domain.json").exists()
             else None,
         )
 

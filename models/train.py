@@ -31,6 +31,7 @@ from features.spec import FeatureSpec
 from models import baselines
 from models.bundle import EtaModel, calibration_keys, caller_inputs, distance_band, feature_matrix
 from models.conformal import CalibrationConfig, fit_conformal
+from models.domain import ModelDomain
 from models.enroute import enroute_metrics, fit_enroute
 from models.metrics import DEFAULT_LEVELS, MIN_SEGMENT_TRIPS, segment_coverage, summary_metrics
 from models.quantile import DEFAULT_QUANTILES, BoostingParams, QuantileRegressor, make_regressor, qtag
@@ -334,7 +335,8 @@ def fit_model(
     regressor, fit_features = boost(fit_legs, key, stop_days, spec, config)
     cal_aggregates = frozen_after(fit_legs, spec)
     calibration, enroute = calibrate(regressor, cal_legs, cal_aggregates, spec, config.calibration)
-    served = frozen_after(pl.concat([fit_legs, cal_legs]), spec)
+    seen = pl.concat([fit_legs, cal_legs])
+    served = frozen_after(seen, spec)
     behind, ahead = snapshot_trips(cal_aggregates), snapshot_trips(served)
     if behind < config.thin_snapshot_share * ahead:
         warnings.append(
@@ -342,8 +344,15 @@ def fit_model(
             f"{behind / max(ahead, 1):.0%} of the {ahead} the model serves with (a gap in the data before "
             "them?): their conformal offsets may not fit the legs it serves"
         )
+    # the domain covers the calibration legs too: their offsets and the served snapshot come from them
+    domain = ModelDomain.from_legs(seen, spec.region_resolution)
     model = EtaModel(
-        spec=spec, aggregates=served, regressor=regressor, calibration=calibration, enroute=enroute
+        spec=spec,
+        aggregates=served,
+        regressor=regressor,
+        calibration=calibration,
+        enroute=enroute,
+        domain=domain,
     )
     return Fitted(model, fit_legs, fit_features, cal_legs)
 
