@@ -217,8 +217,8 @@ def build_model_assets(partitions: dg.PartitionsDefinition, window_days: int = 2
             registered.version,
         )
         reference_dir = reference.save(warehouse.reference_dir(registered.version))
-        plots = registry.artifact_urls(registered.run_id, "plots")
         run_url = registry.run_url(registered.run_id)
+        plots = registry.artifact_urls(registered.run_id, "plots", run_url)
         warehouse.write_json(
             CANDIDATE,
             day,

@@ -12,12 +12,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import polars as pl
 
 from data_contracts.home import eta_home
 from data_contracts.safe_io import first_line, write_atomic
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from models.tracking import Tracking
 
 SYNTHETIC_START = "2026-01-05"  # the simulated city's first day (the demo and the partitions start here)
 MONITORING_EXPERIMENT = "eta-monitoring"  # one MLflow run per monitored day
@@ -237,7 +243,7 @@ class FolderSource(TripSource):
 
 @contextmanager
 def _scoped_env(overrides: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for one call and restore them after (models.tracking reads them)."""
+    """Set environment variables for one call and restore them after (`ModelRegistry.environment`)."""
     previous = {k: os.environ.get(k) for k in overrides}
     os.environ.update(overrides)
     try:
@@ -254,7 +260,9 @@ class ModelRegistry(dg.ConfigurableResource):
     """The MLflow registry of `eta-model`: registers challengers, moves `champion`, loads versions.
 
     `tracking_uri` empty means the sqlite store under ETA_HOME (models.tracking); `ui_url` is where the
-    MLflow UI runs, for the links shown in Dagster (empty: `pipelines.ui.mlflow_ui_url`)."""
+    MLflow UI runs, for the links shown in Dagster (empty: `pipelines.ui.mlflow_ui_url`). Its methods work
+    through an `MlflowClient` on this store and leave MLflow's global state and the environment alone
+    (`environment()` excepted, for serving code that reads the store from there)."""
 
     tracking_uri: str = ""
     artifacts_dir: str = ""
@@ -266,8 +274,22 @@ class ModelRegistry(dg.ConfigurableResource):
 
         return self.ui_url.rstrip("/") or mlflow_ui_url()
 
+    def tracking(self, experiment: str = "") -> Tracking:
+        """This store, with `experiment` (default the training one) made sure of: a `models.tracking.Tracking`."""
+        from models.tracking import EXPERIMENT, open_tracking
+
+        artifacts = Path(self.artifacts_dir) if self.artifacts_dir else None
+        return open_tracking(experiment or EXPERIMENT, self.tracking_uri or None, artifacts)
+
+    def client(self) -> MlflowClient:
+        """An `MlflowClient` on this store and its registry."""
+        from models.tracking import store_client
+
+        return store_client(self.tracking_uri or None)
+
     def environment(self):
-        """The tracking settings of this registry for the duration of a `with` block."""
+        """This registry's store as the environment for the duration of a `with` block, for code that reads
+        the store from there (`serving.packaging.build_bento`)."""
         overrides = {}
         if self.tracking_uri:
             overrides["MLFLOW_TRACKING_URI"] = self.tracking_uri
@@ -282,23 +304,22 @@ class ModelRegistry(dg.ConfigurableResource):
         `data_source`: where the trips came from, for the run's datasets."""
         from models.registry import log_and_register
 
-        with self.environment():
-            return log_and_register(
-                result,
-                config,
-                gate,
-                run_name=run_name,
-                extra_params=extra_params,
-                promote=False,
-                data_source=data_source,
-            )
+        return log_and_register(
+            result,
+            config,
+            gate,
+            run_name=run_name,
+            extra_params=extra_params,
+            promote=False,
+            data_source=data_source,
+            tracking=self.tracking(),
+        )
 
     def alias(self, name: str) -> int | None:
         """The version an alias (champion, challenger) points at, None when unset."""
         from models.tracking import alias_version
 
-        with self.environment():
-            return alias_version(name)
+        return alias_version(name, client=self.client())
 
     def champion_version(self) -> int | None:
         from models.tracking import CHAMPION
@@ -310,35 +331,32 @@ class ModelRegistry(dg.ConfigurableResource):
         from mlflow.exceptions import MlflowException
 
         from models.pyfunc import load_eta_model
-        from models.tracking import REGISTERED_MODEL, configure
+        from models.tracking import REGISTERED_MODEL, fluent_store
 
-        with self.environment():
-            configure()
-            try:
+        tracking = self.tracking()
+        try:
+            with fluent_store(tracking.uri):  # MLflow loads a pyfunc only through its fluent API
                 model, _ = load_eta_model(f"models:/{REGISTERED_MODEL}/{version}")
-            except (MlflowException, OSError) as err:
-                raise RuntimeError(
-                    f"{REGISTERED_MODEL} v{version} cannot be loaded ({first_line(err)}): its artifacts may be gone; "
-                    "move the champion back with `eta rollback`, or retrain (the gate then judges the "
-                    "challenger on calibration alone)"
-                ) from err
+        except (MlflowException, OSError) as err:
+            raise RuntimeError(
+                f"{REGISTERED_MODEL} v{version} cannot be loaded ({first_line(err)}): its artifacts may be gone; "
+                "move the champion back with `eta rollback`, or retrain (the gate then judges the "
+                "challenger on calibration alone)"
+            ) from err
         return model
 
     def promote(self, version: int, decision: dict) -> int | None:
         """Point `champion` at `version`, recording the decision; returns the previous champion."""
         from models.tracking import CHAMPION, alias_version, log_gate_decision, set_alias
 
-        with self.environment():
-            previous = alias_version(CHAMPION)
-            log_gate_decision(version, {**decision, "champion_version": previous})
-            set_alias(CHAMPION, version)
+        client = self.client()
+        previous = alias_version(CHAMPION, client=client)
+        log_gate_decision(version, {**decision, "champion_version": previous}, client=client)
+        set_alias(CHAMPION, version, client=client)
         return previous
 
     def experiment_id(self) -> str:
-        from models.tracking import configure
-
-        with self.environment():
-            return configure().experiment_id
+        return self.tracking().experiment_id
 
     def run_url(self, run_id: str) -> str:
         from models.tracking import ui_link
@@ -356,13 +374,11 @@ class ModelRegistry(dg.ConfigurableResource):
         page, _, query = run_url.partition("?")
         return f"{page}/artifactPath/{path}" + (f"?{query}" if query else "")
 
-    def artifact_urls(self, run_id: str, folder: str) -> dict[str, str]:
-        """The MLflow UI page of each file the run logged under `folder`, by file stem."""
-        from mlflow import MlflowClient
-
-        with self.environment():
-            artifacts = MlflowClient().list_artifacts(run_id, folder)
-        run_url = self.run_url(run_id)
+    def artifact_urls(self, run_id: str, folder: str, run_url: str | None = None) -> dict[str, str]:
+        """The MLflow UI page of each file the run logged under `folder`, by file stem (`run_url`: the run's
+        page when the caller has it already)."""
+        artifacts = self.client().list_artifacts(run_id, folder)
+        run_url = run_url or self.run_url(run_id)
         return {Path(a.path).stem: self.artifact_url(run_url, a.path) for a in artifacts if not a.is_dir}
 
     def log_monitoring(
@@ -376,19 +392,21 @@ class ModelRegistry(dg.ConfigurableResource):
     ) -> str:
         """One run per monitored day and `kind` ("monitor": drift, with the Evidently report; "online": the
         online calibration) in the `eta-monitoring` experiment; returns the run's MLflow UI address."""
-        import mlflow
+        from models.tracking import client_run, log_values, ui_link
 
-        from models.tracking import configure, ui_link
-
-        with self.environment():
-            tracking = configure(MONITORING_EXPERIMENT)
-            with mlflow.start_run(run_name=f"{kind}-{partition}") as run:
-                mlflow.set_tags({"partition": partition, "champion_version": str(version), **(tags or {})})
-                mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
-                for path in artifacts:
-                    mlflow.log_artifact(str(path), "reports")
-            configure()  # back to the training experiment for whoever logs next in this process
-        return ui_link(self.ui, f"experiments/{tracking.experiment_id}/runs/{run.info.run_id}")
+        tracking = self.tracking(MONITORING_EXPERIMENT)
+        client = tracking.client
+        with client_run(tracking, f"{kind}-{partition}") as run:
+            run_id = run.info.run_id
+            log_values(
+                client,
+                run_id,
+                metrics={k: float(v) for k, v in metrics.items() if v is not None},
+                tags={"partition": partition, "champion_version": str(version), **(tags or {})},
+            )
+            for path in artifacts:
+                client.log_artifact(run_id, str(path), "reports")
+        return ui_link(self.ui, f"experiments/{tracking.experiment_id}/runs/{run_id}")
 
 
 class OnlineStore(dg.ConfigurableResource):

@@ -214,3 +214,64 @@ def champion_meta(version: int) -> str:
     configure()
     local = mlflow.artifacts.download_artifacts(f"models:/eta-model/{version}")
     return next(Path(local).rglob("model_meta.json")).read_text()
+
+
+def test_two_registries_write_each_to_its_own_store_and_leave_the_process_alone(
+    tmp_path, trained, fast_params, monkeypatch
+) -> None:
+    """Two Dagster registries on two sqlite stores, used one after the other in one process while
+    MLFLOW_TRACKING_URI names a third: each run, version, alias, gate tag and monitoring run lands in its
+    own store, the third is never opened, and the environment and MLflow's global URIs are as before."""
+    import mlflow
+
+    from pipelines.resources import ModelRegistry
+
+    monkeypatch.setenv("ETA_HOME", str(tmp_path / "home"))  # the gate log lives here, not in a store
+    third = tmp_path / "third" / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{third}")
+    environment = dict(os.environ)
+    global_uris = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    report = tmp_path / "report.html"
+    report.write_text("<html></html>")
+    config = TrainConfig(params=fast_params)
+    stores = {name: tmp_path / name for name in ("north", "south")}
+    runs = {}
+    for name, folder in stores.items():
+        registry = ModelRegistry(
+            tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", artifacts_dir=str(folder / "artifacts")
+        )
+        registered = registry.register_challenger(
+            trained, config, GateConfig(), f"train-{name}", {"source": name}
+        )
+        assert registry.promote(registered.version, registered.decision.as_dict()) is None
+        monitored = registry.log_monitoring("2026-01-05", registered.version, {"coverage_80": 0.8}, [report])
+        loaded = registry.load_version(registered.version)
+        np.testing.assert_allclose(
+            loaded.predict_quantiles(trained.test_legs.head(5)),
+            trained.model.predict_quantiles(trained.test_legs.head(5)),
+        )
+        plots = registry.artifact_urls(registered.run_id, "plots")
+        assert plots["reliability"].startswith(registry.run_url(registered.run_id).partition("?")[0])
+        runs[name] = (registered, monitored.split("/runs/")[1].partition("?")[0])
+        assert dict(os.environ) == environment
+        assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == global_uris
+    for name, folder in stores.items():
+        client = mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}", f"sqlite:///{folder / 'mlflow.db'}")
+        registered, monitoring_run = runs[name]
+        found = client.search_runs([e.experiment_id for e in client.search_experiments()])
+        assert {r.info.run_id for r in found} == {registered.run_id, monitoring_run}
+        training = client.get_run(registered.run_id)
+        assert (training.info.run_name, training.info.status) == (f"train-{name}", "FINISHED")
+        assert training.data.params["source"] == name
+        assert training.data.tags["registered_version"] == "1"
+        assert training.data.tags["mlflow.source.name"]  # the context tags `mlflow.start_run` would give
+        assert training.info.artifact_uri.startswith((folder / "artifacts" / "eta").as_uri())
+        assert client.get_run(monitoring_run).data.metrics == {"coverage_80": 0.8}
+        assert [a.path for a in client.list_artifacts(monitoring_run, "reports")] == ["reports/report.html"]
+        assert [int(v.version) for v in client.search_model_versions("name = 'eta-model'")] == [1]
+        version = client.get_model_version_by_alias("eta-model", CHAMPION)
+        assert (int(version.version), version.run_id) == (1, registered.run_id)
+        assert client.get_model_version("eta-model", "1").tags["gate_promote"] == "true"
+    assert not third.parent.exists()
+    log = (tmp_path / "home" / "registry" / "gate_decisions.jsonl").read_text().splitlines()
+    assert [json.loads(line)["version"] for line in log] == [1, 1]
