@@ -147,11 +147,13 @@ class EnrouteCalibration:
         return np.maximum(np.sort(raw + shift, axis=1), MIN_REMAINING_S)
 
     def risk(self, q: np.ndarray, elapsed: np.ndarray, promised: np.ndarray) -> np.ndarray:
-        """Calibrated probability of ending after `promised`."""
+        """Calibrated probability of ending after `promised` (1 for a promise already passed: a certain miss,
+        which the map fitted on open promises does not see)."""
         p = late_probability(q, self.quantiles, elapsed, promised)
         if not self.risk_x:
             return p
-        return np.interp(p, self.risk_x, self.risk_y)
+        passed = np.asarray(promised, dtype=float) <= np.maximum(np.asarray(elapsed, dtype=float), 0.0)
+        return np.where(passed, 1.0, np.interp(p, self.risk_x, self.risk_y))
 
     def to_dict(self) -> dict[str, object]:
         return {

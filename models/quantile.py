@@ -20,7 +20,8 @@ from typing import Protocol
 
 import numpy as np
 
-DEFAULT_QUANTILES: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
+from models.grid import DEFAULT_QUANTILES
+
 log = logging.getLogger(__name__)  # one line per booster trained, for progress displays
 
 

@@ -28,14 +28,24 @@ def error_body(errors: Sequence[dict[str, object]]) -> dict[str, object]:
 
 
 class InvalidRequest(ValueError):
-    """A request the model cannot answer; `status` is the HTTP status (always 4xx)."""
+    """A request the model cannot answer; `status` is the HTTP status (always 4xx). `more` holds further
+    (loc, message) pairs of the same kind, so one answer names every leg at fault."""
 
-    def __init__(self, loc: Loc, message: str, status: int = 400, kind: str = "value_error") -> None:
+    def __init__(
+        self,
+        loc: Loc,
+        message: str,
+        status: int = 400,
+        kind: str = "value_error",
+        more: Sequence[tuple[Loc, str]] = (),
+    ) -> None:
         super().__init__(f"{dotted(loc)}: {message}")
         self.loc, self.message, self.status, self.kind = loc, message, status, kind
+        self.more = list(more)
 
     def body(self) -> dict[str, object]:
-        return error_body([{"type": self.kind, "loc": list(self.loc), "msg": self.message}])
+        faults = [(self.loc, self.message), *self.more]
+        return error_body([{"type": self.kind, "loc": list(loc), "msg": msg} for loc, msg in faults])
 
 
 def check_count(loc: Loc, count: int, maximum: int, what: str) -> None:

@@ -20,16 +20,12 @@ from pydantic_core import to_json
 from models.bundle import interval_taus, quantiles_at
 from serving.errors import InvalidRequest, Loc
 from serving.frames import EPOCH
+from serving.schemas import supported_level
 
 SECONDS_DECIMALS = 1
 ISO_LOCAL = "%Y-%m-%dT%H:%M:%S%:z"  # the same text as datetime.isoformat() for whole seconds
 PYTHON_CLOCKS_MAX = 64  # clock strings: below this many, datetime.isoformat; above, polars
 PYTHON_LEGS_MAX = 64  # answer legs: below this many, dicts + pydantic_core.to_json; above, polars columns
-
-
-def supported_level(quantiles: Sequence[float]) -> float:
-    """The widest central interval the trained quantiles support (0.05..0.95 -> 0.9)."""
-    return round(quantiles[-1] - quantiles[0], 6)
 
 
 def check_levels(

@@ -18,7 +18,7 @@ from models.bundle import interval_from_quantiles, quantile_at
 from serving import route
 from serving.batching import MicroBatcher
 from serving.config import ServingConfig
-from serving.errors import InvalidRequest, check_count
+from serving.errors import InvalidRequest, Loc, check_count
 from serving.frames import epoch_us, model_input
 from serving.intervals import SECONDS_DECIMALS, arrival, check_levels, legs_json
 from serving.model_source import LoadedModel, ModelHolder, SourceUnavailable
@@ -162,14 +162,13 @@ class EtaPredictor:
         snapshot: LoadedModel,
         legs: Sequence[LegPlace | InProgress],
         departures: Sequence[datetime],
-        loc: tuple,
+        locs: Sequence[Loc],
     ) -> tuple[np.ndarray, np.ndarray, list[Progress]]:
         """Quantiles of what is left of each leg (the whole leg when it has not started), the moments they
-        count from (epoch seconds), and each leg's progress."""
-        progress = [
-            leg_progress(leg, departure, (*loc, i))
-            for i, (leg, departure) in enumerate(zip(legs, departures, strict=True))
-        ]
+        count from (epoch seconds), and each leg's progress; a leg outside the model's domain is refused
+        (422), named by its entry in `locs`."""
+        progress = [leg_progress(leg, departure) for leg, departure in zip(legs, departures, strict=True)]
+        check_domain(snapshot.model, [p.leg for p in progress], locs)
         q = await self.quantiles(snapshot, [p.leg for p in progress], [p.departure for p in progress])
         running = np.array([p.conditioned_s for p in progress], dtype=float)
         if running.any():
@@ -185,7 +184,9 @@ class EtaPredictor:
         snapshot = self.holder.current
         check_levels(levels, snapshot.model.quantiles)
         departures = [leg.departure_time for leg in legs]
-        q, starts, _ = await self.remaining(snapshot, legs, departures, ("legs",))
+        q, starts, _ = await self.remaining(
+            snapshot, legs, departures, [("legs", i) for i in range(len(legs))]
+        )
         answers = legs_json(
             q,
             snapshot.model.quantiles,
@@ -201,11 +202,11 @@ class EtaPredictor:
     async def delivery_window(
         self, leg: OrderLeg, planned_stop: PlannedStop | None, confidence: float, slot_minutes: int
     ) -> DeliveryWindow:
-        departure = order_departure(leg, planned_stop)
+        departure = order_departure(leg, planned_stop, datetime.now(UTC))
         snapshot = self.holder.current
         quantiles = snapshot.model.quantiles
         check_levels([confidence], quantiles, loc=("confidence",), indexed=False)
-        q, _, (progress,) = await self.remaining(snapshot, [leg], [departure], ("leg",))
+        q, _, (progress,) = await self.remaining(snapshot, [leg], [departure], [("leg",)])
         lower_s, upper_s = (float(b[0]) for b in interval_from_quantiles(q, quantiles, confidence))
         median_s = float(quantile_at(q, quantiles, 0.5)[0])
         zone = ZoneInfo(leg.tz)
@@ -245,23 +246,21 @@ class EtaPredictor:
         legs = []
         for i, delivery in enumerate(deliveries):
             leg = delivery.leg
-            if delivery.promised_by <= leg.departure_time:
-                raise InvalidRequest(
-                    ("deliveries", i, "promised_by"), "is not after the leg's departure_time"
-                )
             running = max((now - leg.departure_time).total_seconds(), 0.0)
             if running > MAX_ELAPSED_S:
                 raise InvalidRequest(
                     ("deliveries", i, "leg", "departure_time"),
                     f"the leg departed {running / 3600:.0f} h before now, more than {MAX_ELAPSED_S / 3600:.0f} h: "
                     "is departure_time (or now) right?",
+                    status=422,
+                    kind="implausible",
                 )
             legs.append(leg.model_copy(update={"elapsed_s": running if running > 0 else None}))
         departures = [leg.departure_time for leg in legs]
-        progress = [
-            leg_progress(leg, d, ("deliveries", i, "leg"))
-            for i, (leg, d) in enumerate(zip(legs, departures, strict=True))
-        ]
+        progress = [leg_progress(leg, d) for leg, d in zip(legs, departures, strict=True)]
+        check_domain(
+            snapshot.model, [p.leg for p in progress], [("deliveries", i, "leg") for i in range(len(legs))]
+        )
         q = await self.quantiles(snapshot, [p.leg for p in progress], [p.departure for p in progress])
         conditioned = np.array([p.conditioned_s for p in progress])
         promised = np.array(
@@ -310,6 +309,7 @@ class EtaPredictor:
         quantiles = snapshot.model.quantiles
         check_levels(levels, quantiles)
         legs = route_legs(origin, stops, tz, context)
+        check_domain(snapshot.model, legs, [("stops", i) for i in range(len(legs))])
         service_s = np.array([stop.service_time_s for stop in stops])
         starts = [departure_time] * len(legs)
         for _ in range(ROUTE_MAX_PASSES):
@@ -344,21 +344,29 @@ class Progress:
     counted_from: datetime
 
 
-def leg_progress(leg: LegPlace | InProgress, departure: datetime, loc: tuple) -> Progress:
+def leg_progress(leg: LegPlace | InProgress, departure: datetime) -> Progress:
     """A leg's progress: with a current position, a fresh leg from there departing now (the position says
     how far it has come); with only elapsed_s, the whole leg given that it has run that long."""
     elapsed = getattr(leg, "elapsed_s", None) or 0.0
-    position = (getattr(leg, "current_lat", None), getattr(leg, "current_lng", None))
-    if (position[0] is None) != (position[1] is None):
-        raise InvalidRequest(
-            (*loc, "current_lat" if position[0] is None else "current_lng"),
-            "give current_lat and current_lng together",
-        )
+    position = getattr(leg, "current_position", None)
     now = departure + timedelta(seconds=elapsed)
-    if position[0] is None:
+    if position is None:
         return Progress(leg, departure, elapsed, now)
-    moved = leg.model_copy(update={"origin_lat": position[0], "origin_lng": position[1]})
+    moved = leg.model_copy(update={"origin_lat": position.lat, "origin_lng": position.lng})
     return Progress(moved, now, 0.0, now)
+
+
+def check_domain(model, legs: Sequence[LegPlace], locs: Sequence[Loc]) -> None:
+    """422 naming every leg outside the area and distances the model was trained on (models.domain); a
+    model saved without its domain answers everything, as before."""
+    domain = getattr(model, "domain", None)
+    if domain is None or not legs:
+        return
+    ends = np.array([(g.origin_lat, g.origin_lng, g.dest_lat, g.dest_lng) for g in legs], dtype=float)
+    faults = [(loc, why) for loc, why in zip(locs, domain.reasons(*ends.T), strict=True) if why is not None]
+    if faults:
+        (loc, why), *more = faults
+        raise InvalidRequest(loc, why, status=422, kind="out_of_domain", more=more)
 
 
 def enroute_of(model):
@@ -372,17 +380,13 @@ def enroute_of(model):
     )
 
 
-def order_departure(leg: OrderLeg, planned_stop: PlannedStop | None) -> datetime:
-    """When the order's leg departs: its own departure_time, or after the planned stop (exactly one)."""
-    if leg.departure_time is not None and planned_stop is not None:
-        raise InvalidRequest(("planned_stop",), "give leg.departure_time or planned_stop, not both")
+def order_departure(leg: OrderLeg, planned_stop: PlannedStop | None, now: datetime) -> datetime:
+    """When the order's leg departs: not before its departure_time nor before the planned stop is done (the
+    later of the two given); with neither, now."""
+    given = [leg.departure_time] if leg.departure_time is not None else []
     if planned_stop is not None:
-        return planned_stop.arrival + timedelta(seconds=planned_stop.service_time_s)
-    if leg.departure_time is None:
-        raise InvalidRequest(
-            ("leg", "departure_time"), "required unless planned_stop is given", kind="missing"
-        )
-    return leg.departure_time
+        given.append(planned_stop.arrival + timedelta(seconds=planned_stop.service_time_s))
+    return max(given) if given else now
 
 
 def route_legs(origin: Point, stops: Sequence[Stop], tz: str, context: LegContext) -> list[LegPlace]:

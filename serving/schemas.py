@@ -7,17 +7,32 @@ supported interval levels) live in `serving.errors` helpers and name their field
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from data_contracts.zones import known_zones
+from models.grid import DEFAULT_QUANTILES
 
 DEFAULT_LEVELS: tuple[float, ...] = (0.8, 0.9)
 MAX_LEVELS = 10
 MAX_SERVICE_TIME_S = 4 * 3600.0
-FIRST_YEAR, LAST_YEAR = 2000, 2099  # keeps arrival arithmetic far from datetime's limits
+MAX_ELAPSED_S = 24 * 3600.0
+FIRST_YEAR, LAST_YEAR = 2000, 2099  # keeps arrival arithmetic far from datetime's limits (one century:
+# the schema's year pattern is its first two digits)
+SLOT_MINUTES = tuple(m for m in range(1, 241) if 1440 % m == 0)  # slots that tile a day
+
+
+def supported_level(quantiles: Sequence[float]) -> float:
+    """The widest central interval the trained quantiles support (0.05..0.95 -> 0.9)."""
+    return round(quantiles[-1] - quantiles[0], 6)
+
+
+# The schema publishes the default quantiles' widest level; a model trained on other quantiles is
+# checked against its own (serving.intervals.check_levels)
+WIDEST_LEVEL = supported_level(DEFAULT_QUANTILES)
 
 
 def _known_zone(name: str) -> str:
@@ -39,36 +54,74 @@ def _distinct(values: list[float]) -> list[float]:
 
 
 def _slot_divides_day(minutes: int) -> int:
-    if 1440 % minutes:
+    if minutes not in SLOT_MINUTES:
         raise ValueError("slot_minutes must divide a day (e.g. 5, 10, 15, 20, 30, 60)")
     return minutes
 
 
-Latitude = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False, examples=[-1.2841])]
-Longitude = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False, examples=[36.8233])]
+def number(low: float, high: float, **schema) -> object:
+    """A JSON number in [low, high]: strict, so true, false and "1.5" are refused rather than read as 1, 0, 1.5."""
+    return Annotated[float, Field(ge=low, le=high, strict=True, allow_inf_nan=False, **schema)]
+
+
+Latitude = number(-90.0, 90.0, examples=[-1.2841])
+Longitude = number(-180.0, 180.0, examples=[36.8233])
 Zone = Annotated[
     str,
-    Field(max_length=64, examples=["Africa/Nairobi"], description="IANA time zone"),
+    Field(description="IANA time zone", examples=["Africa/Nairobi"]),
     AfterValidator(_known_zone),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": sorted(known_zones()),
+            "description": "IANA time zone",
+            "example": "Africa/Nairobi",
+        }
+    ),
 ]
+# The year bound is a pattern too, so the published schema says what the validator refuses
 Moment = Annotated[
     AwareDatetime,
     Field(description="ISO 8601 with a UTC offset", examples=["2026-02-02T10:00:00+03:00"]),
     AfterValidator(_plausible_year),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": f"^{FIRST_YEAR // 100}[0-9]{{2}}-",
+            "description": f"ISO 8601 with a UTC offset, years {FIRST_YEAR}..{LAST_YEAR}",
+            "example": "2026-02-02T10:00:00+03:00",
+        }
+    ),
 ]
 # inclusive bounds: BentoML publishes OpenAPI 3.0, where exclusiveMinimum/Maximum are booleans
-Level = Annotated[float, Field(ge=0.01, le=0.99, allow_inf_nan=False)]
+Level = number(0.01, WIDEST_LEVEL)
 Levels = Annotated[
     list[Level],
-    Field(min_length=1, max_length=MAX_LEVELS, description="Central interval levels, e.g. 0.8 = 10%..90%"),
+    Field(
+        min_length=1,
+        max_length=MAX_LEVELS,
+        json_schema_extra={"uniqueItems": True},
+        description="Central interval levels, e.g. 0.8 = 10%..90%, distinct, up to the widest the trained "
+        f"quantiles allow ({WIDEST_LEVEL} with the default quantiles)",
+    ),
     AfterValidator(_distinct),
 ]
-ServiceTime = Annotated[float, Field(ge=0.0, le=MAX_SERVICE_TIME_S, allow_inf_nan=False)]
+ServiceTime = number(0.0, MAX_SERVICE_TIME_S)
 ShortText = Annotated[str, Field(max_length=64)]
+Distance = number(0.0, 2000.0)
+Temperature = number(-80.0, 70.0)
+Precipitation = number(0.0, 1000.0)
+Elapsed = number(0.0, MAX_ELAPSED_S)
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class Point(Strict):
+    lat: Latitude
+    lng: Longitude
 
 
 class LegContext(Strict):
@@ -76,8 +129,8 @@ class LegContext(Strict):
 
     courier_id: ShortText | None = None
     vehicle_type: ShortText | None = Field(None, examples=["motorbike"])
-    temperature_c: Annotated[float, Field(ge=-80.0, le=70.0, allow_inf_nan=False)] | None = None
-    precipitation_mm: Annotated[float, Field(ge=0.0, le=1000.0, allow_inf_nan=False)] | None = None
+    temperature_c: Temperature | None = None
+    precipitation_mm: Precipitation | None = None
 
 
 class LegPlace(LegContext):
@@ -86,26 +139,22 @@ class LegPlace(LegContext):
     dest_lat: Latitude
     dest_lng: Longitude
     tz: Zone
-    road_distance_km: Annotated[float, Field(ge=0.0, le=2000.0, allow_inf_nan=False)] | None = None
+    road_distance_km: Distance | None = None
     leg_id: Annotated[str, Field(max_length=128)] | None = Field(None, description="Echoed back")
-
-
-MAX_ELAPSED_S = 24 * 3600.0
 
 
 class InProgress(Strict):
     """A leg already under way: how long it has run, and optionally where the courier is now."""
 
-    elapsed_s: Annotated[float, Field(ge=0.0, le=MAX_ELAPSED_S, allow_inf_nan=False)] | None = Field(
+    elapsed_s: Elapsed | None = Field(
         None,
         description="Seconds since departure of a leg still running: the answer is then the time remaining "
         "from departure_time + elapsed_s, given that it has not arrived yet",
     )
-    current_lat: Latitude | None = Field(None, description="Where the courier is now (with current_lng)")
-    current_lng: Longitude | None = Field(
+    current_position: Point | None = Field(
         None,
-        description="With a current position the remaining time is that of a leg from there to the "
-        "destination, departing now (the position already says how far the leg has come)",
+        description="Where the courier is now: the remaining time is then that of a leg from there to the "
+        "destination, departing at departure_time + elapsed_s (the position already says how far it has come)",
     )
 
 
@@ -116,7 +165,8 @@ class Leg(LegPlace, InProgress):
 
 
 class OrderLeg(LegPlace, InProgress):
-    """The leg to a customer; it departs at `departure_time`, or after a planned stop (give one of the two)."""
+    """The leg to a customer. It departs at `departure_time`; after a planned stop, not before the stop is
+    done (the later of the two); with neither, now (the service's clock)."""
 
     departure_time: Moment | None = None
 
@@ -128,31 +178,35 @@ class PlannedStop(Strict):
     service_time_s: ServiceTime = 0.0
 
 
-class Point(Strict):
-    lat: Latitude
-    lng: Longitude
-
-
 class Stop(Strict):
     lat: Latitude
     lng: Longitude
     service_time_s: ServiceTime = Field(0.0, description="Time spent at the stop before leaving for the next")
     stop_id: Annotated[str, Field(max_length=128)] | None = None
-    road_distance_km: Annotated[float, Field(ge=0.0, le=2000.0, allow_inf_nan=False)] | None = Field(
+    road_distance_km: Distance | None = Field(
         None, description="Road distance from the previous stop (or the origin)"
     )
 
 
-SlotMinutes = Annotated[int, Field(ge=1, le=240), AfterValidator(_slot_divides_day)]
-Confidence = Annotated[float, Field(ge=0.01, le=0.99, allow_inf_nan=False)]
-Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+SlotMinutes = Annotated[
+    int,
+    Field(strict=True, description="Minutes of the slot grid; divides a day"),
+    AfterValidator(_slot_divides_day),
+    WithJsonSchema(
+        {"type": "integer", "enum": list(SLOT_MINUTES), "description": "Minutes of the slot grid"}
+    ),
+]
+Confidence = number(0.01, WIDEST_LEVEL)
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1, strict=True)]
 
 
 # ---- request bodies (top-level fields are the endpoint's parameters; unknown ones are refused) ----------
+# The most items per list are the service's configuration (ETA_SERVE_MAX_*): the published schema says them
+# (serving.openapi), and a longer list is refused with 413.
 
 
 class EtaRequest(Strict):
-    legs: list[Leg]
+    legs: list[Leg] = Field(min_length=1)
     levels: Levels = Field(default_factory=lambda: list(DEFAULT_LEVELS))
 
 
@@ -167,7 +221,7 @@ class RouteRequest(Strict):
     origin: Point
     departure_time: Moment
     tz: Zone
-    stops: list[Stop]
+    stops: list[Stop] = Field(min_length=1)
     context: LegContext = Field(default_factory=LegContext, description="Courier, vehicle and weather")
     levels: Levels = Field(default_factory=lambda: list(DEFAULT_LEVELS))
     seed: Seed = Field(0, description="Monte Carlo seed: same request, same answer")
@@ -177,11 +231,13 @@ class ActiveDelivery(Strict):
     """A delivery under way (or not yet departed) and the moment the customer was promised."""
 
     leg: Leg
-    promised_by: Moment = Field(description="The end of the window the customer was given")
+    promised_by: Moment = Field(
+        description="The end of the window the customer was given (a moment already past is a certain miss)"
+    )
 
 
 class ExceptionRiskRequest(Strict):
-    deliveries: list[ActiveDelivery]
+    deliveries: list[ActiveDelivery] = Field(min_length=1)
     now: Moment | None = Field(None, description="The dispatcher's clock (default: the service's)")
     confidence: Confidence = Field(0.9, description="Level of the revised windows")
 
@@ -293,6 +349,30 @@ class ServiceStatus(BaseModel):
     model_calls: int = Field(description="Model calls made by the micro-batcher since the start")
     requests: int = Field(description="Predictions those calls answered (a /route_eta pass counts as one)")
     max_requests_per_call: int
+
+
+class ErrorItem(BaseModel):
+    type: str
+    loc: list[str | int] = Field(description='Path of the offending field, e.g. ["legs", 3, "origin_lat"]')
+    msg: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx body (serving.errors.error_body)."""
+
+    error: str = Field(description="A readable summary naming each field")
+    detail: list[ErrorItem]
+
+
+class Unavailable(BaseModel):
+    """A 503 body: why there is nothing to answer with."""
+
+    error: str
+
+
+class Ready(BaseModel):
+    ready: bool
+    detail: str
 
 
 class SwapResult(BaseModel):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -58,7 +60,10 @@ RISK_BODY = {
     "deliveries": [{"leg": leg_json(leg_id="d1"), "promised_by": "2026-01-20T10:00:00+03:00"}],
 }
 IN_PROGRESS_BODY = {
-    "legs": [leg_json(elapsed_s=900.0), leg_json(elapsed_s=300.0, current_lat=-1.289, current_lng=36.805)]
+    "legs": [
+        leg_json(elapsed_s=900.0),
+        leg_json(elapsed_s=300.0, current_position={"lat": -1.289, "lng": 36.805}),
+    ]
 }
 
 
@@ -91,3 +96,48 @@ def test_bad_input_is_a_4xx_and_the_server_keeps_serving(server) -> None:
     assert response.status_code == 400
     assert response.json()["detail"][0]["loc"] == ["legs", 0, "origin_lat"]
     assert httpx.post(f"{server.url}/eta", json=ETA_BODY, timeout=30).status_code == 200
+
+
+SCHEMATHESIS_CONFIG = Path(__file__).with_name("schemathesis.toml")
+
+
+def test_schemathesis_finds_nothing_with_every_check(server, tmp_path: Path) -> None:
+    """schemathesis' CLI with --checks all (server errors, status codes, content types, response schemas,
+    headers, schema-valid data accepted and schema-invalid data refused, unsupported methods...) over the
+    published schema of the real server: bounded cases, a fixed seed."""
+    command = [
+        str(Path(sys.executable).with_name("st")),
+        "--config-file",
+        str(SCHEMATHESIS_CONFIG),
+        "run",
+        f"{server.url}/docs.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        "25",
+        "--seed",
+        "1",
+        "--exclude-path",
+        "/metrics",  # Prometheus text, not JSON: checked by test_probes_and_metrics
+        # the year bound (a pattern beside format date-time) makes Hypothesis discard many drawn moments
+        "--suppress-health-check",
+        "filter_too_much",
+        "--no-color",
+    ]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "Tested: 9" in run.stdout, run.stdout[-3000:]  # every operation but /metrics
+
+
+def test_a_repeated_key_is_refused_by_name(server) -> None:
+    leg = json.dumps(leg_json())
+    body = '{"legs": [' + leg[:-1] + ', "origin_lat": 40.7}]}'
+    response = httpx.post(f"{server.url}/eta", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "body: the key 'origin_lat' appears twice in one object"
+
+
+def test_readiness_answers_get_and_head_only(server) -> None:
+    assert httpx.head(f"{server.url}/readyz").status_code == 200
+    response = httpx.request("TRACE", f"{server.url}/readyz")
+    assert (response.status_code, response.headers["allow"]) == (405, "GET, HEAD")

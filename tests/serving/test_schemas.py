@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from serving.errors import InvalidRequest, check_count, dotted, error_body
@@ -32,7 +34,7 @@ def test_a_valid_leg_parses_with_its_offset() -> None:
         ("origin_lat", 90.5, "less_than_equal"),
         ("dest_lat", -91, "greater_than_equal"),
         ("origin_lng", 180.01, "less_than_equal"),
-        ("dest_lng", "east", "float_parsing"),
+        ("dest_lng", "east", "float_type"),
         ("tz", "Mars/Olympus_Mons", "value_error"),
         ("tz", "localtime", "value_error"),
         ("departure_time", "2026-01-20T09:30:00", "timezone_aware"),
@@ -67,7 +69,16 @@ def test_unknown_fields_are_rejected_not_ignored() -> None:
 
 @pytest.mark.parametrize(
     ("levels", "ok"),
-    [([0.8, 0.9], True), ([0.5], True), ([], False), ([0.8, 0.8], False), ([1.0], False), ([0.0], False)],
+    [
+        ([0.8, 0.9], True),
+        ([0.5], True),
+        ([0.9], True),
+        ([], False),
+        ([0.8, 0.8], False),
+        ([0.95], False),  # wider than the default quantiles 0.05..0.95 allow (and so the schema says)
+        ([1.0], False),
+        ([0.0], False),
+    ],
 )
 def test_levels(levels: list[float], ok: bool) -> None:
     adapter = TypeAdapter(Levels)
@@ -88,6 +99,34 @@ def test_slots_must_divide_a_day(minutes: int, ok: bool) -> None:
     else:
         with pytest.raises(ValidationError):
             adapter.validate_python(minutes)
+
+
+NUMBER_FIELDS = ("origin_lat", "origin_lng", "dest_lat", "dest_lng", "road_distance_km", "temperature_c")
+
+
+@given(
+    field=st.sampled_from(NUMBER_FIELDS),
+    value=st.one_of(st.booleans(), st.floats(-90, 90).map(str), st.just("1.0"), st.just([1.0]), st.just({})),
+)
+def test_a_number_field_takes_only_a_json_number(field: str, value: object) -> None:
+    """true, false and "-1.28" are refused, not read as 1, 0 and -1.28."""
+    (error,) = rejected(json.dumps([leg_json(**{field: value})]))
+    assert (error["loc"], error["type"]) == ((0, field), "float_type")
+
+
+@given(field=st.sampled_from(NUMBER_FIELDS), whole=st.integers(0, 1))
+def test_a_whole_number_is_a_number(field: str, whole: int) -> None:
+    (leg,) = LEGS.validate_json(json.dumps([leg_json(**{field: whole})]))
+    assert getattr(leg, field) == whole
+
+
+@pytest.mark.parametrize(
+    ("value", "error_type"), [(15.0, "int_type"), ("15", "int_type"), (True, "int_type")]
+)
+def test_slot_minutes_take_only_a_json_integer(value: object, error_type: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        TypeAdapter(SlotMinutes).validate_json(json.dumps(value))
+    assert info.value.errors()[0]["type"] == error_type
 
 
 def test_an_order_leg_may_omit_its_departure_and_a_stop_needs_coordinates() -> None:

@@ -138,20 +138,20 @@ def test_delivery_window_after_a_planned_stop(service) -> None:
     assert after_stop.model_dump() == direct.model_dump()
 
 
-@pytest.mark.parametrize(
-    ("departure", "stop", "loc"),
-    [
-        (DEPARTURE.isoformat(), PlannedStop(arrival=DEPARTURE), ["planned_stop"]),
-        (None, None, ["leg", "departure_time"]),
-    ],
-)
-def test_delivery_window_needs_exactly_one_departure(service, departure, stop, loc) -> None:
-    leg = OrderLeg.model_validate(leg_json(departure_time=departure))
-    response = asyncio.run(
-        service.delivery_window(leg=leg, planned_stop=stop, confidence=0.9, slot_minutes=15)
+def test_a_departure_and_a_planned_stop_depart_at_the_later_of_the_two(service) -> None:
+    late_stop = PlannedStop(arrival=DEPARTURE, service_time_s=600)
+    early_stop = PlannedStop(arrival=DEPARTURE - timedelta(hours=1), service_time_s=60)
+    leg = OrderLeg.model_validate(LEGS[0])
+    assert window(service, leg=leg, planned_stop=late_stop).departure_time == DEPARTURE + timedelta(
+        minutes=10
     )
-    assert response.status_code == 400
-    assert json.loads(response.body)["detail"][0]["loc"] == loc
+    assert window(service, leg=leg, planned_stop=early_stop).departure_time == DEPARTURE
+
+
+def test_a_window_with_no_departure_departs_now(service) -> None:
+    before = datetime.now(DEPARTURE.tzinfo)
+    answer = window(service, leg=OrderLeg.model_validate(leg_json(departure_time=None)), planned_stop=None)
+    assert before <= answer.departure_time <= datetime.now(DEPARTURE.tzinfo)
 
 
 def route(service, stops: list[Stop], **kwargs) -> RouteEta:
@@ -243,7 +243,7 @@ def test_a_leg_in_progress_gets_its_remaining_time_from_the_enroute_calibration(
 def test_a_current_position_makes_the_rest_a_fresh_leg_from_there(service, champion) -> None:
     """With the courier's position the remaining time is a leg from there to the destination, departing at
     departure + elapsed (not conditioned on the elapsed time: the position says how far it came)."""
-    here = leg_json(elapsed_s=600.0, current_lat=-1.2890, current_lng=36.8050)
+    here = leg_json(elapsed_s=600.0, current_position={"lat": -1.2890, "lng": 36.8050})
     answer = eta(service, [here])
     moved = leg_json(
         origin_lat=-1.2890,

@@ -9,7 +9,7 @@ import pytest
 
 from serving.errors import dotted
 from serving.schemas import DeliveryWindow, EtaResponse, RouteEta, ServiceStatus, SwapResult
-from tests.serving.conftest import wait_ready
+from tests.serving.conftest import LOOPBACK, wait_ready
 from tests.serving.payloads import ROUTE, leg_json
 
 
@@ -132,12 +132,21 @@ BAD_REQUESTS = [
         ["confidence"],
     ),
     (
-        "window: no time",
-        "/delivery_window",
-        {"leg": leg_json(departure_time=None)},
+        "repeated key",
+        "/eta",
+        b'{"levels": [0.8], "levels": [0.9], "legs": []}',
         None,
         400,
-        ["leg", "departure_time"],
+        ["body"],
+    ),
+    ("a number as text", "/eta", legs_body(origin_lat="-1.28"), None, 400, ["legs", 0, "origin_lat"]),
+    (
+        "a boolean distance",
+        "/eta",
+        legs_body(road_distance_km=False),
+        None,
+        400,
+        ["legs", 0, "road_distance_km"],
     ),
     ("route: no stops", "/route_eta", {**ROUTE, "stops": []}, None, 400, ["stops"]),
     (
@@ -177,13 +186,14 @@ def test_wrong_method_and_unknown_path(client) -> None:
 
 @pytest.fixture(scope="module")
 def locked_client(champion):
-    """The app with an API key, small batch maxima and a small body limit."""
+    """The app with an API key, an admin key, small batch maxima and a small body limit."""
     from starlette.testclient import TestClient
 
     from serving.service import EtaService
 
     limits = {
         "ETA_SERVE_API_KEY": "s3cret",
+        "ETA_SERVE_ADMIN_KEY": "adm1n",
         "ETA_SERVE_MAX_LEGS": "3",
         "ETA_SERVE_MAX_STOPS": "1",
         "ETA_SERVE_MAX_BODY_BYTES": "4000",
@@ -191,7 +201,7 @@ def locked_client(champion):
     with pytest.MonkeyPatch.context() as patch:
         for key, value in limits.items():
             patch.setenv(key, value)
-        with TestClient(EtaService.to_asgi(), raise_server_exceptions=False) as test_client:
+        with TestClient(EtaService.to_asgi(), raise_server_exceptions=False, client=LOOPBACK) as test_client:
             test_client.headers["x-api-key"] = "s3cret"
             wait_ready(test_client)
             yield test_client
@@ -203,6 +213,65 @@ def test_api_key_is_required_when_configured(locked_client, key: str) -> None:
     assert response.status_code == 401
     assert response.json()["detail"][0]["loc"] == ["header", "x-api-key"]
     assert locked_client.post("/eta", json=legs_body()).status_code == 200  # with the client's own key
+
+
+@pytest.mark.parametrize("key", ["", "s3cret", "adm1n "])
+def test_the_admin_endpoints_need_the_admin_key_when_configured(locked_client, key: str) -> None:
+    response = locked_client.post("/admin/status", json={}, headers={"x-admin-key": key})
+    assert response.status_code == 401
+    assert response.json()["error"] == "header.x-admin-key: missing or wrong admin key"
+    assert locked_client.post("/admin/status", json={}, headers={"x-admin-key": "adm1n"}).status_code == 200
+
+
+def _guarded(config, client: tuple[str, int], path: str, headers=()) -> tuple[int, bytes]:
+    """One request through the guard alone (the app behind it answers 204)."""
+    import asyncio
+
+    from serving.guard import RequestGuard
+
+    sent: list[dict] = []
+
+    async def app(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": path, "client": client, "headers": list(headers)}
+    asyncio.run(RequestGuard(app, config)(scope, receive, send))
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+@pytest.mark.parametrize(
+    ("client", "path", "status"),
+    [
+        (("203.0.113.7", 5000), "/admin/reload", 403),
+        (("10.0.0.2", 5000), "/admin/status", 403),
+        (("127.0.0.1", 5000), "/admin/reload", 204),
+        (("::1", 5000), "/admin/reload", 204),
+        (("203.0.113.7", 5000), "/eta", 204),
+    ],
+)
+def test_without_an_admin_key_admin_answers_loopback_callers_only(client, path, status) -> None:
+    from serving.config import ServingConfig
+
+    answered, body = _guarded(ServingConfig(), client, path)
+    assert answered == status
+    if status == 403:
+        assert b"answer callers on loopback only unless ETA_SERVE_ADMIN_KEY is set" in body
+
+
+def test_an_admin_key_opens_admin_to_any_caller_that_has_it() -> None:
+    from serving.config import ServingConfig
+
+    config = ServingConfig(admin_key="adm1n")
+    far = ("203.0.113.7", 5000)
+    assert _guarded(config, far, "/admin/reload", [(b"x-admin-key", b"adm1n")])[0] == 204
+    assert _guarded(config, ("127.0.0.1", 1), "/admin/reload")[0] == 401
 
 
 def test_probes_need_no_key(locked_client) -> None:
@@ -262,22 +331,13 @@ def test_exception_risk(client) -> None:
     [
         ("/eta", {"legs": [leg_json(elapsed_s=-5)]}, ["legs", 0, "elapsed_s"]),
         ("/eta", {"legs": [leg_json(elapsed_s=10 * 86_400)]}, ["legs", 0, "elapsed_s"]),
-        ("/eta", {"legs": [leg_json(current_lat=-1.29)]}, ["legs", 0, "current_lng"]),
+        (
+            "/eta",
+            {"legs": [leg_json(current_position={"lat": -1.29})]},
+            ["legs", 0, "current_position", "lng"],
+        ),
         ("/delivery_window", {"leg": leg_json(elapsed_s=float("nan"))}, ["leg", "elapsed_s"]),
-        (
-            "/exception_risk",
-            {"deliveries": [{"leg": leg_json(), "promised_by": "2026-01-20T09:00:00+03:00"}]},
-            ["deliveries", 0, "promised_by"],
-        ),
         ("/exception_risk", {"deliveries": [{"leg": leg_json()}]}, ["deliveries", 0, "promised_by"]),
-        (
-            "/exception_risk",
-            {
-                "now": "2026-03-01T00:00:00Z",
-                "deliveries": [{"leg": leg_json(), "promised_by": "2026-01-21T00:00:00Z"}],
-            },
-            ["deliveries", 0, "leg", "departure_time"],
-        ),
     ],
 )
 def test_bad_progress_and_promises_are_refused_by_name(client, path, body, loc) -> None:
@@ -286,3 +346,89 @@ def test_bad_progress_and_promises_are_refused_by_name(client, path, body, loc) 
     )
     assert response.status_code == 400, response.text
     assert response.json()["detail"][0]["loc"] == loc
+
+
+def test_a_delivery_that_departed_implausibly_long_ago_is_unanswerable(client) -> None:
+    body = {
+        "now": "2026-03-01T00:00:00Z",
+        "deliveries": [{"leg": leg_json(), "promised_by": "2026-01-21T00:00:00Z"}],
+    }
+    response = client.post("/exception_risk", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["deliveries", 0, "leg", "departure_time"]
+    assert "the leg departed 954 h before now, more than 24 h" in response.json()["error"]
+
+
+def test_a_promise_at_or_before_departure_is_a_certain_miss(client) -> None:
+    from serving.schemas import ExceptionRisk
+
+    body = {
+        "now": "2026-01-20T09:40:00+03:00",
+        "deliveries": [{"leg": leg_json(), "promised_by": "2026-01-20T09:00:00+03:00"}],
+    }
+    response = client.post("/exception_risk", json=body)
+    assert response.status_code == 200, response.text
+    (risk,) = ExceptionRisk.model_validate_json(response.content).deliveries
+    assert risk.late_probability == 1.0
+    assert risk.expected_lateness_s > 1800  # half an hour late when it left
+
+
+NEW_YORK = {"origin_lat": 40.7128, "origin_lng": -74.0060, "dest_lat": 40.7306, "dest_lng": -73.9866}
+FAR = {"dest_lat": 1.2841, "dest_lng": -143.1767}  # the antipode of the Nairobi CBD: ~20,000 km
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "loc", "reason"),
+    [
+        (
+            "/eta",
+            {"legs": [leg_json(), leg_json(**NEW_YORK, tz="America/New_York")]},
+            ["legs", 1],
+            "origin (40.71, -74.01) and destination (40.73, -73.99) are outside the area this model was "
+            "trained on",
+        ),
+        (
+            "/eta",
+            {"legs": [leg_json(**FAR)]},
+            ["legs", 0],
+            "the leg is 20,015 km long; this model knows legs up to",
+        ),
+        (
+            "/eta",
+            {"legs": [leg_json(origin_lat=0.0, origin_lng=0.0)]},
+            ["legs", 0],
+            "origin is null island (0, 0)",
+        ),
+        ("/delivery_window", {"leg": leg_json(**FAR)}, ["leg"], "the leg is 20,015 km long"),
+        (
+            "/exception_risk",
+            {
+                "now": "2026-01-20T10:00:00+03:00",
+                "deliveries": [{"leg": leg_json(**FAR), "promised_by": "2026-01-20T11:00:00+03:00"}],
+            },
+            ["deliveries", 0, "leg"],
+            "the leg is 20,015 km long",
+        ),
+        (
+            "/route_eta",
+            {**ROUTE, "stops": [{"lat": 0.0, "lng": 0.0}]},
+            ["stops", 0],
+            "destination is null island",
+        ),
+    ],
+)
+def test_a_leg_outside_what_the_model_knows_is_refused_with_the_reason(
+    client, path, body, loc, reason
+) -> None:
+    response = client.post(path, json=body)
+    assert response.status_code == 422, response.text
+    (fault,) = response.json()["detail"]
+    assert (fault["type"], fault["loc"]) == ("out_of_domain", loc)
+    assert reason in fault["msg"]
+
+
+def test_every_leg_outside_the_domain_is_named_in_one_answer(client) -> None:
+    legs = [leg_json(**FAR), leg_json(), leg_json(origin_lat=0.0, origin_lng=0.0)]
+    response = client.post("/eta", json={"legs": legs})
+    assert response.status_code == 422
+    assert [fault["loc"] for fault in response.json()["detail"]] == [["legs", 0], ["legs", 2]]
