@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import sys
@@ -13,18 +12,10 @@ import typer
 SERVICE = "serving.service:EtaService"
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def serve(
     host: Annotated[
-        str, typer.Option(help="Interface to bind; loopback unless an API key is configured.")
+        str,
+        typer.Option(help="Interface to bind; loopback unless an API key and an admin key are configured."),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 3000,
     bento: Annotated[
@@ -41,6 +32,7 @@ def serve(
     (serving/README.md)."""
     from data_contracts.home import PROJECT_ROOT
     from serving.config import ServingConfig
+    from serving.guard import is_loopback
     from serving.packaging import use_project_bentoml_home
 
     try:
@@ -48,9 +40,14 @@ def serve(
     except ValueError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from exc
-    if not _is_loopback(host) and not config.auth_enabled:
+    missing = [
+        name
+        for name, key in (("ETA_SERVE_API_KEY", config.api_key), ("ETA_SERVE_ADMIN_KEY", config.admin_key))
+        if not key
+    ]
+    if not is_loopback(host) and missing:
         typer.secho(
-            f"error: refusing to serve on {host} without an API key; set ETA_SERVE_API_KEY or bind 127.0.0.1",
+            f"error: refusing to serve on {host} without {' and '.join(missing)}; set them or bind 127.0.0.1",
             err=True,
             fg=typer.colors.RED,
         )

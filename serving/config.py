@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 ENV_PREFIX = "ETA_SERVE_"
 API_KEY_HEADER = "x-api-key"
+ADMIN_KEY_HEADER = "x-admin-key"
+ADMIN_PREFIX = "/admin/"
 MODEL_ENDPOINTS = ("/eta", "/delivery_window", "/route_eta", "/exception_risk")
 
 
@@ -29,6 +31,11 @@ class ServingConfig(BaseModel):
         30.0, ge=0.0, description="How often to check whether the alias moved; 0 turns polling off."
     )
     api_key: str | None = Field(None, description="When set, every request but the probes needs X-API-Key.")
+    admin_key: str | None = Field(
+        None,
+        description="When set, /admin/* needs X-Admin-Key; unset, /admin/* answers loopback callers only "
+        "(403 otherwise), and eta serve refuses a non-loopback address.",
+    )
     max_legs: int = Field(5000, ge=1, description="Most legs one /eta request may carry.")
     max_stops: int = Field(200, ge=1, description="Most stops one /route_eta request may carry.")
     max_body_bytes: int = Field(4_000_000, ge=1024, description="Larger request bodies get 413.")

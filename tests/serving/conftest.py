@@ -27,6 +27,7 @@ ISOLATED_ENV = (
 )
 # Several apps are built in this process (plain, locked down, hot swap); BentoML registers its Prometheus
 # metrics per app, and a second registration in one process fails. Real servers keep their metrics.
+LOOPBACK = ("127.0.0.1", 50000)  # in-process clients call from this host, as a sidecar or an operator would
 NO_METRICS = json.dumps({"services": {"lastmile-eta": {"metrics": {"enabled": False}}}})
 
 
@@ -124,7 +125,7 @@ def client(champion: Registered):
 
     from serving.service import EtaService
 
-    with TestClient(EtaService.to_asgi(), raise_server_exceptions=False) as test_client:
+    with TestClient(EtaService.to_asgi(), raise_server_exceptions=False, client=LOOPBACK) as test_client:
         wait_ready(test_client)
         yield test_client
 

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from data_contracts.home import PROJECT_ROOT
 from eta_cli.main import app
-from eta_cli.serving_commands import _is_loopback
+from serving.guard import is_loopback
 from tests.serving.servers import python_output
 
 
@@ -30,14 +30,25 @@ def test_the_serving_commands_are_registered() -> None:
     ],
 )
 def test_loopback_hosts(host: str, loopback: bool) -> None:
-    assert _is_loopback(host) is loopback
+    assert is_loopback(host) is loopback
 
 
-def test_serve_refuses_an_open_interface_without_an_api_key(monkeypatch) -> None:
-    monkeypatch.delenv("ETA_SERVE_API_KEY", raising=False)
+@pytest.mark.parametrize(
+    ("keys", "missing"),
+    [
+        ({}, "ETA_SERVE_API_KEY and ETA_SERVE_ADMIN_KEY"),
+        ({"ETA_SERVE_API_KEY": "k"}, "ETA_SERVE_ADMIN_KEY;"),
+        ({"ETA_SERVE_ADMIN_KEY": "a"}, "ETA_SERVE_API_KEY;"),
+    ],
+)
+def test_serve_refuses_an_open_interface_without_both_keys(monkeypatch, keys, missing) -> None:
+    for name in ("ETA_SERVE_API_KEY", "ETA_SERVE_ADMIN_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in keys.items():
+        monkeypatch.setenv(name, value)
     result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"])
     assert result.exit_code == 2
-    assert "without an API key" in result.output
+    assert f"refusing to serve on 0.0.0.0 without {missing}" in result.output
 
 
 def test_serve_reports_a_bad_setting_by_its_variable(monkeypatch) -> None:

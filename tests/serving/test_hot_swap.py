@@ -10,7 +10,7 @@ import pytest
 
 from models.tracking import CHAMPION, set_alias
 from serving.model_source import InMemorySource, ModelHolder, SourceUnavailable
-from tests.serving.conftest import wait_ready
+from tests.serving.conftest import LOOPBACK, wait_ready
 from tests.serving.payloads import leg_json, legs_frame_for
 
 BODY = {"legs": [leg_json(), leg_json(dest_lat=-1.2230, dest_lng=36.8980)], "levels": [0.8]}
@@ -29,7 +29,7 @@ def polling_client(champion, challenger, champion_alias):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ETA_SERVE_POLL_SECONDS", "0.2")
-        with TestClient(EtaService.to_asgi(), raise_server_exceptions=False) as test_client:
+        with TestClient(EtaService.to_asgi(), raise_server_exceptions=False, client=LOOPBACK) as test_client:
             wait_ready(test_client)
             yield test_client
 

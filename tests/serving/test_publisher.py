@@ -13,7 +13,7 @@ import pytest
 
 from serving.model_source import PublishedSource, SourceUnavailable
 from serving.publisher import Publisher, read_status
-from tests.serving.conftest import wait_ready
+from tests.serving.conftest import LOOPBACK, wait_ready
 from tests.serving.payloads import leg_json
 
 
@@ -103,7 +103,7 @@ def test_without_a_champion_the_service_is_alive_not_ready_and_says_why(champion
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ETA_SERVE_MODEL_ALIAS", "not-promoted-yet")
-        with TestClient(EtaService.to_asgi(), raise_server_exceptions=False) as client:
+        with TestClient(EtaService.to_asgi(), raise_server_exceptions=False, client=LOOPBACK) as client:
             reason = f"no model registered as eta-model@not-promoted-yet at {registry_uri()}"
 
             def not_ready_with_reason():
@@ -126,7 +126,7 @@ def test_an_unreadable_registry_is_not_called_a_missing_model(champion, tmp_path
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'not-yet' / 'mlflow.db'}")
         patch.setenv("ETA_SERVE_POLL_SECONDS", "0.5")
-        with TestClient(EtaService.to_asgi(), raise_server_exceptions=False) as client:
+        with TestClient(EtaService.to_asgi(), raise_server_exceptions=False, client=LOOPBACK) as client:
 
             def unreadable():
                 response = client.get("/readyz")
