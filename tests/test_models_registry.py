@@ -92,6 +92,32 @@ def test_logged_model_carries_native_boosters_not_pickles(first_run, tmp_path) -
     assert local
 
 
+def test_loading_a_registered_model_unpickles_nothing(first_run, tmp_path, monkeypatch) -> None:
+    """No path that loads a registered model runs a pickle: the pyfunc is logged as code and the bundle is
+    native files (eta predict, eta build-bento and the pipelines all load through load_eta_model)."""
+    import pickle
+
+    import cloudpickle
+    import mlflow
+
+    from models.grid import DEFAULT_QUANTILES
+    from models.pyfunc import load_eta_model
+
+    configure()
+    uri = f"models:/eta-model/{first_run.version}"
+    mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path))
+    assert [p.name for p in tmp_path.rglob("*") if p.suffix in (".pkl", ".pickle", ".joblib")] == []
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model load unpickled something")
+
+    for module in (pickle, cloudpickle):
+        monkeypatch.setattr(module, "load", refuse)
+        monkeypatch.setattr(module, "loads", refuse)
+    model, _ = load_eta_model(uri)
+    assert model.quantiles == list(DEFAULT_QUANTILES)
+
+
 def test_second_identical_model_is_gated_on_pinball_and_decision_is_logged(
     first_run, trained, fast_params, fresh_home
 ) -> None:
