@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from data_contracts.names import ADAPTER_NAMES, SCENARIO_NAMES, spoken
 from data_contracts.safe_io import first_line
 from eta_cli import pipeline_commands, serving_commands
 
@@ -43,9 +44,7 @@ def generate(
     days: Annotated[int, typer.Option(min=1, help="Number of days to simulate.")] = 60,
     start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")] = "2026-01-05",
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes.")] = 7,
-    scenario: Annotated[
-        str, typer.Option(help="stationary, regional_slowdown, rain_week or demand_surge.")
-    ] = "stationary",
+    scenario: Annotated[str, typer.Option(help=f"{spoken(SCENARIO_NAMES)}.")] = "stationary",
     trips_per_day: Annotated[
         int, typer.Option(min=1, help="Mean legs per day before scenario effects.")
     ] = 4000,
@@ -60,7 +59,6 @@ def generate(
         _fail(f"--out {out} is a file; give a folder for the daily partitions")
 
     from data_contracts.synthetic.generate import generate_city
-    from data_contracts.synthetic.scenarios import SCENARIO_NAMES
 
     if scenario not in SCENARIO_NAMES:
         _fail(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIO_NAMES)}")
@@ -89,9 +87,7 @@ def generate(
 
 @app.command()
 def ingest(
-    source: Annotated[
-        str, typer.Option(help="Adapter: sendy, citibike, nyc_taxi, tlc_yellow, generic, synthetic.")
-    ],
+    source: Annotated[str, typer.Option(help=f"Adapter: {', '.join(ADAPTER_NAMES)}.")],
     input: Annotated[Path, typer.Option("--input", help="A file, or a folder of the source's files.")],
     out: Annotated[Path, typer.Option(help="Folder for valid.parquet and quarantine.parquet.")],
     mapping: Annotated[Path | None, typer.Option(help="YAML column mapping (generic adapter).")] = None,
@@ -156,7 +152,7 @@ def train(
         typer.Option(help="Validated trips (valid.parquet or a folder of them), or raw files with --source."),
     ],
     source: Annotated[
-        str | None, typer.Option(help="Adapter to read raw files with (e.g. synthetic, sendy).")
+        str | None, typer.Option(help=f"Adapter to read raw files with: {', '.join(ADAPTER_NAMES)}.")
     ] = None,
     mapping: Annotated[Path | None, typer.Option(help="YAML column mapping for --source generic.")] = None,
     model: Annotated[str, typer.Option(help="lightgbm or xgboost.")] = "lightgbm",

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from data_contracts.names import SCENARIO_NAMES, spoken
 from pipelines.ui import DAGSTER_PORT, MLFLOW_PORT
 
 
@@ -135,7 +136,7 @@ def ui(
 
 def backtest(
     scenario: Annotated[
-        str, typer.Option(help="stationary, regional_slowdown, rain_week or demand_surge (synthetic source).")
+        str, typer.Option(help=f"{spoken(SCENARIO_NAMES)} (synthetic source).")
     ] = "regional_slowdown",
     days: Annotated[int, typer.Option(min=5, help="Days to replay.")] = 60,
     retrain: Annotated[

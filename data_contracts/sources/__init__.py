@@ -9,28 +9,20 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from data_contracts.names import ADAPTER_NAMES, ADAPTERS
 from data_contracts.sources.base import SourceAdapter
 
-# name -> "module:Class"
-_REGISTRY: dict[str, str] = {
-    "sendy": "data_contracts.sources.sendy:SendyAdapter",
-    "citibike": "data_contracts.sources.citibike:CitiBikeAdapter",
-    "nyc_taxi": "data_contracts.sources.nyc_taxi:NycTaxiSampleAdapter",
-    "tlc_yellow": "data_contracts.sources.nyc_taxi:TlcYellowAdapter",
-    "generic": "data_contracts.sources.generic:GenericAdapter",
-    "synthetic": "data_contracts.sources.synthetic:SyntheticCityAdapter",
-}
-ADAPTER_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+__all__ = ["ADAPTER_NAMES", "SourceAdapter", "get_adapter"]
 
 
 def _adapter_class(name: str) -> type:
-    module_name, class_name = _REGISTRY[name].split(":")
+    module_name, class_name = ADAPTERS[name].split(":")
     return getattr(importlib.import_module(module_name), class_name)
 
 
 def get_adapter(name: str, mapping: Path | None = None) -> SourceAdapter:
     """The adapter registered as `name`; `generic` needs its YAML `mapping`, the others take none."""
-    if name not in _REGISTRY:
+    if name not in ADAPTERS:
         raise ValueError(f"unknown source {name!r}; known sources: {', '.join(ADAPTER_NAMES)}")
     cls = _adapter_class(name)
     if name == "generic":

@@ -32,6 +32,7 @@ from datetime import date, timedelta
 import h3
 import numpy as np
 
+from data_contracts.names import SCENARIO_NAMES
 from data_contracts.synthetic import geography as geo
 from data_contracts.synthetic.city import build_city
 from data_contracts.synthetic.weather import HEAVY_RAIN_MM_H, RAIN_SLOWDOWN_AT_HEAVY
@@ -71,9 +72,6 @@ class Scenario:
         if self.duration_days is not None:
             on &= day < self.onset_day + self.duration_days
         return on & self.has_effect
-
-
-SCENARIO_NAMES: tuple[str, ...] = ("stationary", "regional_slowdown", "rain_week", "demand_surge")
 
 
 def default_onset(days: int) -> int:
