@@ -18,6 +18,7 @@ from models.drift import (
     DriftSettings,
 )
 from models.drift_trigger import MonitorEvent, TriggerState
+from tests.drift_frames import drawn_monitoring
 
 QUANTILES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
 
@@ -220,25 +221,9 @@ def test_trigger_state_round_trips_through_the_cursor_string() -> None:
     assert TriggerState.from_json(None) == TriggerState()
 
 
-def _monitoring(n: int, seed: int) -> pl.DataFrame:
-    """A labelled monitoring frame with every watched column (numeric inputs ~ N(10, 2))."""
-    rng = np.random.default_rng(seed)
-    numeric = {c: rng.normal(10.0, 2.0, n) for c in NUMERIC_INPUTS}
-    categorical = {c: rng.choice(["a", "b", "c"], n) for c in CATEGORICAL_INPUTS}
-    extra = {
-        "pred_log_q50": rng.normal(7.0, 0.5, n),
-        "pred_log_width_80": rng.normal(6.0, 0.3, n),
-        "log_residual": rng.normal(0.0, 0.3, n),
-        "covered_80": rng.random(n) < 0.8,
-        "covered_90": rng.random(n) < 0.9,
-        "segment": rng.choice(["x", "y"], n),
-    }
-    return pl.DataFrame({**numeric, **categorical, **extra})
-
-
 @pytest.fixture(scope="module")
 def reference_frame() -> pl.DataFrame:
-    return _monitoring(600, seed=1)
+    return drawn_monitoring(600, seed=1)
 
 
 def test_evidently_sees_no_drift_in_identical_data(reference_frame, tmp_path) -> None:
@@ -283,7 +268,7 @@ def test_evidently_measures_a_known_shift_exactly(reference_frame, tmp_path) -> 
 
 
 def test_large_days_are_sampled_to_the_stated_size() -> None:
-    frame = _monitoring(2000, seed=3)
+    frame = drawn_monitoring(2000, seed=3)
     sampled = drift.sample_rows(frame, 500, seed=7)
     assert sampled.height == 500
     assert sampled.equals(drift.sample_rows(frame, 500, seed=7))  # seeded: the same rows every time
@@ -291,7 +276,7 @@ def test_large_days_are_sampled_to_the_stated_size() -> None:
 
 
 def test_reference_round_trips_and_keeps_whole_window_counts(tmp_path) -> None:
-    frame = _monitoring(900, seed=4)
+    frame = drawn_monitoring(900, seed=4)
     reference = drift.build_reference(frame, DriftSettings(reference_sample=300), model_version=7)
     assert reference.sample.height == 300
     assert reference.rows == 900

@@ -10,7 +10,6 @@ import re
 import warnings
 from datetime import timedelta
 
-import numpy as np
 import polars as pl
 import pytest
 
@@ -18,6 +17,7 @@ from models import drift
 from models.drift import CATEGORICAL_INPUTS, NUMERIC_INPUTS, DriftSettings
 from models.drift_html import compact_html, evidently_bundle_path
 from models.quantile import qtag
+from tests.drift_frames import drawn_monitoring
 
 # Measured on a 5,000-leg day of the simulated city with 3 inputs drifted: 1.76 MB (4.24 MB before the
 # bundle was compressed); every drifted input adds one ~35 KB distribution widget, 16 of them ~0.5 MB.
@@ -45,37 +45,16 @@ def _verdict(run: drift.DriftRun) -> str:
     return first["params"]["text"]
 
 
-def _monitoring(n: int, seed: int, rainy_share: float) -> pl.DataFrame:
-    """A labelled monitoring frame whose weather is rain on `rainy_share` of legs (a ~10 mm/h shower, 2 °C
-    colder), every other column the same distribution whatever the share."""
-    rng = np.random.default_rng(seed)
-    rain = rng.random(n) < rainy_share
-    numeric = {c: rng.normal(10.0, 2.0, n) for c in NUMERIC_INPUTS}
-    numeric["precipitation_mm"] = np.where(rain, rng.gamma(4.0, 2.5, n), 0.0)
-    numeric["temperature_c"] = 22.0 - 2.0 * rain + rng.normal(0.0, 0.5, n)
-    categorical = {c: rng.choice(["a", "b", "c"], n) for c in CATEGORICAL_INPUTS}
-    categorical["is_raining"] = np.where(rain, "1", "0")
-    extra = {
-        "pred_log_q50": rng.normal(7.0, 0.5, n),
-        "pred_log_width_80": rng.normal(6.0, 0.3, n),
-        "log_residual": rng.normal(0.0, 0.3, n),
-        "covered_80": rng.random(n) < 0.8,
-        "covered_90": rng.random(n) < 0.9,
-        "segment": rng.choice(["x", "y"], n),
-    }
-    return pl.DataFrame({**numeric, **categorical, **extra})
-
-
 @pytest.fixture(scope="module")
 def weather_reference() -> drift.DriftReference:
     """Several days: rain on a third of the legs."""
-    return drift.build_reference(_monitoring(3000, seed=1, rainy_share=1 / 3), DriftSettings())
+    return drift.build_reference(drawn_monitoring(3000, seed=1, rainy_share=1 / 3), DriftSettings())
 
 
 def test_a_rainy_day_drifts_its_weather_inputs_yet_every_test_passes(weather_reference) -> None:
     """The report of issue 22: one day's weather differs from a reference of several (3 of 16 inputs drift),
     which the decision does not count as drift; the report's tests now say the same."""
-    run = drift.run_report(_monitoring(2000, seed=2, rainy_share=1.0), weather_reference)
+    run = drift.run_report(drawn_monitoring(2000, seed=2, rainy_share=1.0), weather_reference)
     summary = run.summary
     assert set(summary.drifted("input")) == set(WEATHER)
     assert summary.drifted_share == pytest.approx(3 / 16)
@@ -89,7 +68,7 @@ def test_a_rainy_day_drifts_its_weather_inputs_yet_every_test_passes(weather_ref
 
 def test_the_report_tests_use_the_decisions_methods_and_thresholds(weather_reference) -> None:
     settings = DriftSettings(numeric_threshold=0.2, drift_share=0.3, residual_threshold=0.5)
-    run = drift.run_report(_monitoring(1000, seed=3, rainy_share=1 / 3), weather_reference, settings)
+    run = drift.run_report(drawn_monitoring(1000, seed=3, rainy_share=1 / 3), weather_reference, settings)
     by_kind = {}
     for test in _tests(run):
         params = test["metric_config"]["params"]
@@ -115,7 +94,7 @@ def test_the_report_tests_use_the_decisions_methods_and_thresholds(weather_refer
 
 def test_shifted_inputs_fail_the_share_test_and_trigger(weather_reference) -> None:
     """11 numeric inputs moved by half a standard deviation: 11 of 16 inputs drift (69% >= 50%)."""
-    day = _monitoring(2000, seed=4, rainy_share=1 / 3)
+    day = drawn_monitoring(2000, seed=4, rainy_share=1 / 3)
     shifted = day.with_columns(pl.col(c) + 0.5 * day[c].std() for c in NUMERIC_INPUTS)
     run = drift.run_report(shifted, weather_reference)
     assert run.summary.dataset_drift
@@ -127,7 +106,7 @@ def test_shifted_inputs_fail_the_share_test_and_trigger(weather_reference) -> No
 
 
 def test_a_storm_and_slower_trips_fail_their_own_tests(weather_reference) -> None:
-    day = _monitoring(2000, seed=5, rainy_share=1 / 3)
+    day = drawn_monitoring(2000, seed=5, rainy_share=1 / 3)
     storm = day.with_columns(pl.lit(16.0).alias("precipitation_mm"), (pl.col("log_residual") + 0.3))
     run = drift.run_report(storm, weather_reference)
     assert _failed(run) == {"precipitation_mm:ed", "log_residual:wasserstein"}
@@ -141,7 +120,7 @@ def test_the_decision_is_what_the_tests_say_on_every_kind_of_day(weather_referen
     """Property: trigger == some test failed; dataset drift == the share test failed; the verdict opens with
     the trigger."""
     days = [
-        _monitoring(800, seed=10 + i, rainy_share=share).with_columns(pl.col("od_log_speed") * scale)
+        drawn_monitoring(800, seed=10 + i, rainy_share=share).with_columns(pl.col("od_log_speed") * scale)
         for i, (share, scale) in enumerate([(0.0, 1.0), (1.0, 1.0), (0.3, 1.3), (1.0, 0.7), (0.5, 1.05)])
     ]
     for day in days:
@@ -154,7 +133,9 @@ def test_the_decision_is_what_the_tests_say_on_every_kind_of_day(weather_referen
 
 def test_the_html_is_small_and_needs_nothing_but_itself(weather_reference, tmp_path) -> None:
     path = tmp_path / "day.html"
-    summary = drift.data_drift(_monitoring(5000, seed=6, rainy_share=1.0), weather_reference, html_path=path)
+    summary = drift.data_drift(
+        drawn_monitoring(5000, seed=6, rainy_share=1.0), weather_reference, html_path=path
+    )
     assert summary.report_path == str(path)
     html = path.read_text(encoding="utf-8")
     assert len(html.encode()) < HTML_BOUND_BYTES
