@@ -23,6 +23,10 @@ class GateDecision:
     champion: Mapping[str, float] | None = None  # on the comparison window
     challenger_on_window: Mapping[str, float] | None = None  # the challenger on the comparison window
     window: str | None = None  # the days both were compared on
+    # the calibration verdict, the one place it is decided: empirical - nominal coverage per level ("80")
+    coverage_gaps: Mapping[str, float] = field(default_factory=dict)
+    coverage_tolerance: float = GateConfig.coverage_tolerance
+    calibrated: bool = True
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -43,22 +47,29 @@ def promotion_decision(
     champion on `window`, labelled legs neither has seen: `champion` and `challenger_on_window` (the
     challenger's own metrics there, default `challenger`). Keys as in `summary_metrics`."""
     reasons: list[str] = []
-    calibrated = True
+    gaps: dict[str, float] = {}
     for level in config.levels:
         key = _coverage_key(level)
         if key not in challenger:
             raise KeyError(f"challenger metrics lack {key}; evaluate it at level {level}")
-        gap = challenger[key] - level
+        gap = gaps[str(round(level * 100))] = challenger[key] - level
         if abs(gap) > config.coverage_tolerance:
-            calibrated = False
             reasons.append(
                 f"challenger {round(level * 100)}% coverage {challenger[key]:.3f} is off nominal by {gap:+.3f} "
                 f"(tolerance {config.coverage_tolerance})"
             )
+    calibrated = all(abs(gap) <= config.coverage_tolerance for gap in gaps.values())
+    verdict = {
+        "coverage_gaps": gaps,
+        "coverage_tolerance": config.coverage_tolerance,
+        "calibrated": calibrated,
+    }
     if champion is None:
         if calibrated:
             reasons.append("no champion yet and the challenger is calibrated")
-        return GateDecision(promote=calibrated, reasons=reasons, challenger=dict(challenger), champion=None)
+        return GateDecision(
+            promote=calibrated, reasons=reasons, challenger=dict(challenger), champion=None, **verdict
+        )
     compared = challenger if challenger_on_window is None else challenger_on_window
     limit = champion["pinball_mean"] * (1.0 + config.pinball_tolerance)
     better = compared["pinball_mean"] <= limit
@@ -73,4 +84,5 @@ def promotion_decision(
         champion=dict(champion),
         challenger_on_window=None if challenger_on_window is None else dict(challenger_on_window),
         window=window,
+        **verdict,
     )

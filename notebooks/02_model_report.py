@@ -27,7 +27,7 @@ from IPython.display import display
 from data_contracts.synthetic import simulate_trips
 from models import plots
 from models.bundle import distance_band
-from models.gate import GateConfig
+from models.gate import GateConfig, promotion_decision
 from models.metrics import HEADLINE_METRICS, segment_coverage, summary_metrics
 from models.pyfunc import load_eta_model
 from models.registry import logged_metric_name
@@ -164,11 +164,8 @@ gate = GateConfig()
 
 
 def calibrated(metrics: dict[str, float]) -> bool:
-    """Within the promotion gate's coverage tolerance at each of its levels."""
-    return all(
-        abs(metrics[f"coverage_{round(level * 100)}"] - level) <= gate.coverage_tolerance
-        for level in gate.levels
-    )
+    """The promotion gate's calibration verdict (its coverage tolerance at each of its levels)."""
+    return promotion_decision(metrics, None, gate).calibrated
 
 
 if calibrated(fresh):

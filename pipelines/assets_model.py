@@ -272,13 +272,13 @@ def build_model_assets(partitions: dg.PartitionsDefinition, window_days: int = 2
         gate = config.gate()
         # re-judged with this run's gate settings, on the numbers the candidate step measured
         verdict = promotion_decision(metrics, decision.get("champion"), gate)
-        gaps = {f"{round(lv * 100)}": metrics[f"coverage_{round(lv * 100)}"] - lv for lv in gate.levels}
+        gaps = dict(verdict.coverage_gaps)
         payload = {
             "version": candidate["version"],
             "champion_version": candidate["champion_version"],
             "coverage_gaps": gaps,
-            "coverage_tolerance": gate.coverage_tolerance,
-            "calibrated": all(abs(g) <= gate.coverage_tolerance for g in gaps.values()),
+            "coverage_tolerance": verdict.coverage_tolerance,
+            "calibrated": verdict.calibrated,
             "promote": verdict.promote,
             "reasons": verdict.reasons,
             "decision": verdict.as_dict(),

@@ -38,3 +38,17 @@ def test_tolerances_are_configuration() -> None:
 def test_missing_metric_is_named() -> None:
     with pytest.raises(KeyError, match="coverage_90"):
         promotion_decision({"coverage_80": 0.8, "pinball_mean": 1.0}, None)
+
+
+@pytest.mark.parametrize("champion", [None, {"pinball_mean": 1.0}])
+def test_the_decision_carries_the_calibration_verdict(champion) -> None:
+    """The evaluation asset and its blocking check read these; nothing else re-judges calibration."""
+    decision = promotion_decision({"coverage_80": 0.84, "coverage_90": 0.9, "pinball_mean": 0.5}, champion)
+    assert decision.coverage_gaps == pytest.approx({"80": 0.04, "90": 0.0})
+    assert (decision.coverage_tolerance, decision.calibrated, decision.promote) == (0.03, False, False)
+    loose = promotion_decision(
+        {"coverage_80": 0.84, "coverage_90": 0.9, "pinball_mean": 0.5},
+        champion,
+        GateConfig(coverage_tolerance=0.05),
+    )
+    assert (loose.coverage_tolerance, loose.calibrated, loose.promote) == (0.05, True, True)
