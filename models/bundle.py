@@ -26,7 +26,7 @@ from models.enroute import EnrouteCalibration
 from models.metrics import level_pair
 from models.online import OnlineState
 from models.online import apply as online_apply
-from models.quantile import load_regressor
+from models.quantile import QuantileRegressor, load_regressor
 
 Features = pl.DataFrame | LiveFeatures  # what either feature executor gives (features.build, features.live)
 
@@ -120,7 +120,7 @@ def feature_matrix(features: Features, spec: FeatureSpec) -> np.ndarray:
 class EtaModel:
     spec: FeatureSpec
     aggregates: FrozenAggregates
-    regressor: object
+    regressor: QuantileRegressor
     calibration: ConformalCalibration
     meta: dict = field(default_factory=dict)
     enroute: EnrouteCalibration | None = None  # legs in progress (models.enroute)

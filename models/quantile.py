@@ -30,7 +30,11 @@ def qtag(q: float) -> str:
 
 
 class QuantileRegressor(Protocol):
+    """What a model's boosters offer the rest of the code, whichever library trained them."""
+
     quantiles: tuple[float, ...]
+    params: BoostingParams
+    feature_names: list[str] | None
 
     def fit(
         self, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray
@@ -260,7 +264,7 @@ class XGBoostQuantile:
 
 def make_regressor(
     kind: str, quantiles: Sequence[float], feature_names: list[str], params: BoostingParams | None = None
-):
+) -> LightGBMQuantile | XGBoostQuantile:
     """The quantile regressor for a model kind ('lightgbm' or 'xgboost')."""
     params = params or BoostingParams()
     if kind == "lightgbm":
@@ -270,7 +274,7 @@ def make_regressor(
     raise ValueError(f"unknown model kind {kind!r}; choose lightgbm or xgboost")
 
 
-def load_regressor(directory: Path, num_threads: int = 1):
+def load_regressor(directory: Path, num_threads: int = 1) -> LightGBMQuantile | XGBoostQuantile:
     meta = json.loads((directory / "boosters.json").read_text())
     loader = LightGBMQuantile if meta["kind"] == "lightgbm" else XGBoostQuantile
     return loader.load(directory, meta["quantiles"], num_threads=num_threads)
