@@ -397,47 +397,62 @@ def profile_metrics(
     return metrics
 
 
-def train_eta_model(
-    trips: pl.DataFrame, config: TrainConfig | None = None, engine: BoosterEngine | None = None
-) -> TrainingResult:
-    """Fit, calibrate and evaluate on valid contract rows, then refit for production (see the module notes).
-    `engine`: where the boosters' features are built and the boosters trained (default: this process)."""
-    config = config or TrainConfig()
-    clock = _Stopwatch()
-    quantiles = config.quantiles
-    trips = trips.filter(pl.col("duration_s") > 0)
-    windows = time_windows(trips, config.split, config.split_by)
-    key = split_key(trips, config.split_by)
+def training_spec(trips: pl.DataFrame, config: TrainConfig) -> FeatureSpec:
+    """The feature spec to train with: where months are anonymised (split by day of month) a calendar
+    look-back means nothing, so every earlier-window trip counts."""
     spec = config.spec
     if config.split_by == "day_of_month":
-        # months are anonymised: a calendar look-back means nothing, every earlier-window trip counts
         span = (trips["start_ts"].max() - trips["start_ts"].min()).days + 2
         spec = spec.model_copy(update={"lookback_days": max(spec.lookback_days, span)})
-    warnings: list[str] = []
+    return spec
 
-    log.info("fitting and calibrating on %s..%s", windows.train[0], windows.calibration[-1])
-    fitted = fit_model(trips, key, windows.train, windows.calibration, spec, config, warnings, engine)
-    evaluated = fitted.model
-    clock.lap("fit_and_calibrate")
-    log.info("evaluating on the test days %s..%s", windows.test[0], windows.test[-1])
-    test = _days(trips, key, windows.test)
-    f_test = evaluated.features(test)
-    y_test = test["duration_s"].to_numpy()
-    q_test = evaluated.predict_from_features(f_test)
-    metrics = summary_metrics(y_test, q_test, quantiles, config.levels)
-    segments = evaluate_segments(f_test, y_test, q_test, quantiles, spec)
+
+@dataclass
+class HeldOutScores:
+    """The evaluated model on its test days: features, labels, quantiles, metrics and segment tables."""
+
+    legs: pl.DataFrame
+    features: pl.DataFrame
+    y: np.ndarray
+    q: np.ndarray
+    metrics: dict[str, float]
+    segments: dict[str, pl.DataFrame]
+
+    def frame(self, quantiles: tuple[float, ...]) -> pl.DataFrame:
+        """The test legs' features with the label and the quantiles (TrainingResult.test_frame)."""
+        return self.features.with_columns(
+            pl.Series("duration_s", self.y),
+            *[pl.Series(qtag(q), self.q[:, i]) for i, q in enumerate(quantiles)],
+        )
+
+
+def score_test_days(
+    model: EtaModel, test: pl.DataFrame, spec: FeatureSpec, config: TrainConfig
+) -> HeldOutScores:
+    """Every test metric: the summary, the worst segment gaps, the caller profiles, en-route windows and
+    the calibration layers' sizes."""
+    features = model.features(test)
+    y = test["duration_s"].to_numpy()
+    q = model.predict_from_features(features)
+    metrics = summary_metrics(y, q, config.quantiles, config.levels)
+    segments = evaluate_segments(features, y, q, config.quantiles, spec)
     for name, table_ in segments.items():
         metrics[f"segment_{name}_worst_gap_80"] = float(table_["abs_gap"].max()) if table_.height else 0.0
         metrics[f"segment_{name}_count"] = float(table_.height)
-    metrics.update(profile_metrics(evaluated, test, f_test, config))
-    metrics.update(enroute_metrics(evaluated.enroute, q_test, y_test))
-    for layer, groups in evaluated.calibration.summary().items():
+    metrics.update(profile_metrics(model, test, features, config))
+    metrics.update(enroute_metrics(model.enroute, q, y))
+    for layer, groups in model.calibration.summary().items():
         metrics[f"calibration_{layer}_groups"] = float(groups)
-    clock.lap("evaluate")
-    log.info("scoring the baselines")
+    return HeldOutScores(test, features, y, q, metrics, segments)
 
+
+def baseline_metrics(
+    fitted: Fitted, scores: HeldOutScores, config: TrainConfig
+) -> dict[str, dict[str, float]]:
+    """The simple methods the model must beat, fitted on the same legs and scored on the same test days."""
     f_train, y_train = fitted.fit_features, fitted.fit_legs["duration_s"].to_numpy()
-    baseline_preds = {
+    f_test, y_test, quantiles = scores.features, scores.y, config.quantiles
+    predictions = {
         "global": baselines.global_quantiles(y_train, len(y_test), quantiles),
         "cell_hour": baselines.cell_hour_quantiles(f_train, y_train, f_test, quantiles),
         "distance_only": baselines.distance_only(
@@ -448,9 +463,31 @@ def train_eta_model(
             config.seed,
         ),
     }
-    baseline_metrics = {
-        name: summary_metrics(y_test, q, quantiles, config.levels) for name, q in baseline_preds.items()
-    }
+    return {name: summary_metrics(y_test, q, quantiles, config.levels) for name, q in predictions.items()}
+
+
+def train_eta_model(
+    trips: pl.DataFrame, config: TrainConfig | None = None, engine: BoosterEngine | None = None
+) -> TrainingResult:
+    """Fit, calibrate and evaluate on valid contract rows, then refit for production (see the module notes).
+    `engine`: where the boosters' features are built and the boosters trained (default: this process)."""
+    config = config or TrainConfig()
+    clock = _Stopwatch()
+    trips = trips.filter(pl.col("duration_s") > 0)
+    windows = time_windows(trips, config.split, config.split_by)
+    key = split_key(trips, config.split_by)
+    spec = training_spec(trips, config)
+    warnings: list[str] = []
+
+    log.info("fitting and calibrating on %s..%s", windows.train[0], windows.calibration[-1])
+    fitted = fit_model(trips, key, windows.train, windows.calibration, spec, config, warnings, engine)
+    evaluated = fitted.model
+    clock.lap("fit_and_calibrate")
+    log.info("evaluating on the test days %s..%s", windows.test[0], windows.test[-1])
+    scores = score_test_days(evaluated, _days(trips, key, windows.test), spec, config)
+    clock.lap("evaluate")
+    log.info("scoring the baselines")
+    baselines_scored = baseline_metrics(fitted, scores, config)
     clock.lap("baselines")
 
     meta = {"model_kind": config.model_kind, "target": "log_duration_s", "seed": config.seed}
@@ -468,22 +505,22 @@ def train_eta_model(
         }
         shipped.meta = {**evaluated.meta, "refit": refit, "last_labelled_day": str(cal_days[-1])}
         clock.lap("refit")
-    metrics.update({f"seconds_{phase}": t for phase, t in clock.laps.items()})
-    test_frame = f_test.with_columns(
-        pl.Series("duration_s", y_test),
-        *[pl.Series(qtag(q), q_test[:, i]) for i, q in enumerate(quantiles)],
-    )
+    metrics = {**scores.metrics, **{f"seconds_{phase}": t for phase, t in clock.laps.items()}}
     return TrainingResult(
         model=shipped,
         evaluated=evaluated,
         windows=windows,
         metrics=metrics,
-        baseline_metrics=baseline_metrics,
-        segments=segments,
-        test_frame=test_frame,
-        test_legs=test,
+        baseline_metrics=baselines_scored,
+        segments=scores.segments,
+        test_frame=scores.frame(config.quantiles),
+        test_legs=scores.legs,
         data_hash=data_hash(trips),
-        rows={"train": f_train.height, "calibration": fitted.cal_legs.height, "test": len(test)},
+        rows={
+            "train": fitted.fit_features.height,
+            "calibration": fitted.cal_legs.height,
+            "test": len(scores.legs),
+        },
         warnings=warnings,
         refit=refit,
     )
