@@ -30,7 +30,7 @@ from models.bundle import distance_band
 from models.gate import GateConfig, promotion_decision
 from models.metrics import HEADLINE_METRICS, segment_coverage, summary_metrics
 from models.pyfunc import load_eta_model
-from models.registry import logged_metric_name
+from models.run_record import logged_metric_name
 from models.tracking import CHAMPION, REGISTERED_MODEL, alias_version, configure
 
 # MLflow draws a tqdm bar for every artifact download, i.e. for every model load; a report wants the result

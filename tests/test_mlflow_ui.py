@@ -13,13 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from models.registry import (
-    MODEL_DESCRIPTION,
-    describe_version,
-    log_and_register,
-    logged_metric_name,
-    run_metrics,
-)
+from models.registry import log_and_register
+from models.run_record import MODEL_DESCRIPTION, describe_version, logged_metric_name, run_metrics
 from models.tracking import (
     EXPERIMENT,
     EXPERIMENT_KIND_TAG,
@@ -163,8 +158,11 @@ def test_logging_the_model_warns_nothing_about_pickling(logged, client) -> None:
     pickle_logs = [r.getMessage() for r in records if "pickle" in r.getMessage().lower()]
     assert pickle_warnings == []
     assert pickle_logs == []
-    # nothing else from MLflow either (it warned that a local data source path was ambiguous)
-    assert [f"{w.filename}: {w.message}" for w in caught if "mlflow" in w.filename] == []
+    # nothing else from MLflow either (it warned that a local data source path was ambiguous); SQLAlchemy's
+    # deprecation of the `noload` strategy MLflow's own ORM declares (dbmodels, MCP endpoints) is not about
+    # what we log, and comes once per process, on whichever test first configures the mappers
+    from_mlflow = [w for w in caught if "mlflow" in w.filename and "``noload``" not in str(w.message)]
+    assert [f"{w.filename}: {w.message}" for w in from_mlflow] == []
     import mlflow
 
     model_dir = Path(mlflow.artifacts.download_artifacts(run.model_uri))

@@ -328,8 +328,6 @@ def _materialization(result, key: str):
 def test_candidate_metadata_carries_numbers_tables_and_mlflow_artifact_links(stack, graph) -> None:
     """What the Dagster UI can draw: numbers per partition, a table, and links to the MLflow artifacts (it
     strips images embedded in markdown)."""
-    from mlflow import MlflowClient
-
     from pipelines.assets_model import SHOWN_METRICS
 
     candidate = stack.warehouse.read_json("candidate_model", day(4))
@@ -343,8 +341,7 @@ def test_candidate_metadata_carries_numbers_tables_and_mlflow_artifact_links(sta
     assert list(rows) == list(SHOWN_METRICS)
     assert rows["coverage_80"]["candidate"] == rounded(candidate["metrics"]["coverage_80"])
     assert rows["mae_s"]["cell_hour"] == rounded(candidate["baselines"]["cell_hour"]["mae_s"])
-    with stack.registry.environment():
-        logged = {a.path for a in MlflowClient().list_artifacts(candidate["run_id"], "plots")}
+    logged = {a.path for a in stack.registry.client().list_artifacts(candidate["run_id"], "plots")}
     links = {k: v.value for k, v in metadata.items() if k.startswith("plot_")}
     assert {f"plot_{p.removeprefix('plots/').removesuffix('.png')}" for p in logged} == set(links)
     page = candidate["run_url"].removesuffix("?workflowType=machine_learning")
