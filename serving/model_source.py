@@ -110,11 +110,14 @@ def start_publisher(
 
 
 def _alive(pid: int) -> bool:
+    """The process runs. A zombie does not: a killed publisher stays one until its parent reaps it (BentoML's
+    arbiter, the parent of the one `eta serve` starts, reaps every 10 s)."""
+    import psutil
+
     try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
-    return True
 
 
 class PublishedSource:

@@ -71,6 +71,8 @@ class Publisher:
             status["error"] = (
                 f"registry at {display_uri(self.tracking_uri)} cannot be read: {first_line(exc, 300)}"
             )
+        finally:
+            _close_connections()
         self.folder.mkdir(parents=True, exist_ok=True)
         text = json.dumps(status)
         write_atomic(self.folder / STATUS, lambda tmp: tmp.write_text(text))
@@ -124,6 +126,18 @@ class Publisher:
         )
         for old in [p for p in folders if p != served][KEEP_VERSIONS - 1 :]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _close_connections() -> None:
+    """Close the database connections MLflow pools for the process (one engine per URI, kept by its stores),
+    so that the next check opens the registry anew: a pooled sqlite connection would go on reading a file
+    that was since replaced (a restored backup), and a pooled server connection one that was since dropped."""
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore
+
+    for store in (RegistryStore, TrackingStore):
+        for engine in list(store._engine_map.values()):
+            engine.dispose()  # the engine stays usable: it connects again when next asked
 
 
 def bundle_of(model_folder: Path, what: str) -> Path:

@@ -247,13 +247,6 @@ class TestOnTheRegistry:
         assert took < 5.0
         assert _served_version(server) == champion.version
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="the publisher's MlflowClient is new at each check, but MLflow's SqlAlchemyStore keeps one "
-        "engine per URI for the process (SqlAlchemyStore._engine_map), whose pooled sqlite connection "
-        "still reads the replaced (deleted) file: the reload answers 200 'already serving this version' "
-        "with the newer version",
-    )
     def test_a_replaced_registry_file_is_read_as_it_is_now(
         self, registry_server, champion, challenger, champion_alias
     ) -> None:
@@ -357,13 +350,6 @@ class TestWithoutAChampion:
         wait_for(lambda: _answers(empty_server, "/readyz") == (200, ready), RECOVERY_S, "the champion served")
         assert _served_version(empty_server) == champion.version
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="a killed publisher is a zombie until its parent reaps it, and PublishedSource's _alive() "
-        "(os.kill(pid, 0)) takes a zombie for alive: the publisher `eta serve` started is a child of "
-        "BentoML's arbiter, which reaps every check_delay (10 s), so it is replaced 0-10 s after it died "
-        "(5.4-6 s measured with a 1 s poll), and never while its parent does not reap",
-    )
     def test_a_killed_publisher_is_noticed_before_its_parent_reaps_it(self, empty_server) -> None:
         server = empty_server
         publishers = _publishers(server.process.pid)
