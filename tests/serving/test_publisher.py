@@ -65,6 +65,32 @@ def test_a_missing_registry_database_is_reported_and_not_created(tmp_path: Path)
     assert not database.parent.exists()
 
 
+def test_a_locked_registry_is_an_error_saying_so_never_no_alias(champion, tmp_path: Path) -> None:
+    """A registry another process holds under an exclusive lock (a long migration, a backup): the check
+    reports that the registry cannot be read, and keeps the version it had; it never says the alias is gone."""
+    import sqlite3
+
+    from serving.publisher import sqlite_file
+
+    database = tmp_path / "mlflow.db"
+    with sqlite3.connect(sqlite_file(registry_uri())) as live, sqlite3.connect(database) as copy:
+        live.backup(copy)
+    uri = f"sqlite:///{database}?timeout=1"  # wait 1 s for the lock, not the store's 60
+    publisher = Publisher(tmp_path / "p", uri, "eta-model", "champion")
+    assert publisher.check()["version"] == champion.version
+    holder = sqlite3.connect(database, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        status = publisher.check()
+    finally:
+        holder.close()
+    assert status["error"].startswith(f"registry at sqlite:///{database}?timeout=1 cannot be read: ")
+    assert "database is locked" in status["error"]
+    assert "detail" not in status
+    assert status["version"] == champion.version  # what it had: the service keeps serving it
+    assert publisher.check()["error"] is None  # the lock released, the next check reads it again
+
+
 @pytest.fixture
 def source(champion, tmp_path: Path):
     published = PublishedSource(tmp_path / "published", registry_uri(), "eta-model", "champion", poll_s=0.5)
