@@ -147,6 +147,11 @@ def _reload(server: Server) -> tuple[int, dict, float]:
     return response.status_code, response.json(), time.monotonic() - started
 
 
+def _logged(server: Server, line: str) -> bool:
+    """The server's log has a structured line containing `line` (the service logs one per event)."""
+    return any(line in logged for logged in server.log.read_text(errors="replace").splitlines())
+
+
 def _served_version(server: Server) -> str:
     response = _post(server, "/eta", ETA_BODY)
     assert response.status_code == 200, response.text
@@ -221,6 +226,10 @@ class TestOnTheRegistry:
 
         new = wait_for(lambda: set(_publishers(server.process.pid)) - {first}, RECOVERY_S, "a new publisher")
         assert len(new) == 1
+        (replacement,) = new
+        wait_for(
+            lambda: _logged(server, f"event=publisher_started pid={replacement} "), RECOVERY_S, "its log line"
+        )
         assert _get(server, "/readyz").status_code == 200
         assert _served_version(server) == champion.version
 
@@ -278,6 +287,8 @@ class TestOnTheRegistry:
             ), body
             assert took < RELOAD_S
             assert _served_version(server) == champion.version
+            swap = f"event=swap from={challenger.version} to={champion.version} source=models:/eta-model@champion"
+            wait_for(lambda: _logged(server, swap), RECOVERY_S, "the swap's log line")
         finally:
             set_alias(CHAMPION, int(champion.version), client=store_client(f"sqlite:///{original}"))
             os.replace(original, database)
@@ -321,6 +332,8 @@ class TestWithoutAChampion:
         wait_for(lambda: _answers(empty_server, "/readyz") == (503, reason), RECOVERY_S, "/readyz's reason")
         assert _answers(empty_server, "/eta") == (503, reason)
         assert _get(empty_server, "/livez").status_code == 200
+        failed = f"event=check_failed serving=None reason={reason['error']}"
+        wait_for(lambda: _logged(empty_server, failed), RECOVERY_S, "the failed check's log line")
         assert not database.exists()
         assert not database.parent.exists()
         # the worker did not restart meanwhile
@@ -349,6 +362,9 @@ class TestWithoutAChampion:
         ready = {"ready": True, "detail": f"serving eta-model v{champion.version}"}
         wait_for(lambda: _answers(empty_server, "/readyz") == (200, ready), RECOVERY_S, "the champion served")
         assert _served_version(empty_server) == champion.version
+        assert _logged(
+            empty_server, f"event=load from=None to={champion.version} source=models:/eta-model@champion"
+        )
 
     def test_a_killed_publisher_is_noticed_before_its_parent_reaps_it(self, empty_server) -> None:
         server = empty_server
