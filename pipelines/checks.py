@@ -1,7 +1,8 @@
 """Asset checks: the data contract, feature sanity, and the blocking calibration check on the candidate.
 
 All three are blocking: a failed check stops the assets downstream of it in the same run, so a day that
-breaks the contract is not trained on, and a miscalibrated candidate is never promoted.
+breaks the contract is not trained on, and a miscalibrated candidate is never promoted. Each check is a
+function of this module; `build_checks` only applies the decorators, with the partitions known at load time.
 """
 
 import dagster as dg
@@ -54,79 +55,94 @@ def _rows(path) -> int:
     return pl.scan_parquet(path).select(pl.len()).collect().item()
 
 
+def contract_quarantine_share(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse, max_share: float
+) -> dg.AssetCheckResult:
+    """At most `max_share` of the day's rows quarantined (a day with no rows at all only warns)."""
+    day = context.partition_key
+    quarantine = warehouse.read_table(QUARANTINE, day)
+    valid_rows = _rows(warehouse.path(VALID, day))
+    share = quarantine_share(valid_rows, quarantine.height)
+    reasons = dict(quarantine["reason"].value_counts().iter_rows()) if quarantine.height else {}
+    if valid_rows + quarantine.height == 0:  # nothing to quarantine is not a clean day: the feed is silent
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,  # a warning: it does not block, the window skips the day
+            description=f"{day} has no trips at all: did the source deliver this day?",
+            metadata={"valid": 0, "quarantined": 0},
+        )
+    return dg.AssetCheckResult(
+        passed=share <= max_share,
+        metadata={
+            **shown({"quarantine_share": share}),
+            "max_share": max_share,
+            "quarantined": quarantine.height,
+            "valid": valid_rows,
+            "reasons": counts_table(reasons, "reason", valid_rows + quarantine.height),
+        },
+    )
+
+
+# The day's feature table against `feature_problems`, and the share of legs with origin history. (The check
+# functions Dagster wraps carry comments, not docstrings: a check's op takes its docstring as description.)
+def feature_sanity(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+    day = context.partition_key
+    features = warehouse.read_table(FEATURES, day)
+    problems = feature_problems(features, _rows(warehouse.path(VALID, day)))
+    history = float((features["origin_trips"] > 0).mean()) if features.height else 0.0
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={
+            "problems": reasons_md(problems, "none"),
+            "rows": features.height,
+            **shown({"share_with_origin_history": history}),
+        },
+    )
+
+
+# The gate's calibration verdict on the candidate, as the evaluation stored it (models.gate).
+def candidate_calibration(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+) -> dg.AssetCheckResult:
+    evaluation = warehouse.read_json(EVALUATION, context.partition_key)
+    gaps = evaluation["coverage_gaps"]
+    tolerance = evaluation["coverage_tolerance"]
+    return dg.AssetCheckResult(
+        passed=evaluation["calibrated"],
+        metadata={
+            "candidate_version": evaluation["version"],
+            "coverage_tolerance": tolerance,
+            **shown({f"coverage_gap_{k}": v for k, v in gaps.items()}),
+        },
+    )
+
+
 def build_checks(partitions: dg.PartitionsDefinition, max_quarantine_share: float = 0.05) -> list:
+    """The blocking checks on `partitions`; a day may quarantine up to `max_quarantine_share` of its rows."""
+
     @dg.asset_check(
+        name="contract_quarantine_share",
         asset=VALID,
         blocking=True,
         partitions_def=partitions,
         description=f"At most {max_quarantine_share:.0%} of the day's rows quarantined; the reasons as metadata.",
     )
-    def contract_quarantine_share(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
-        day = context.partition_key
-        quarantine = warehouse.read_table(QUARANTINE, day)
-        valid_rows = _rows(warehouse.path(VALID, day))
-        share = quarantine_share(valid_rows, quarantine.height)
-        reasons = dict(quarantine["reason"].value_counts().iter_rows()) if quarantine.height else {}
-        if (
-            valid_rows + quarantine.height == 0
-        ):  # nothing to quarantine is not a clean day: the feed is silent
-            return dg.AssetCheckResult(
-                passed=False,
-                severity=dg.AssetCheckSeverity.WARN,  # a warning: it does not block, the window skips the day
-                description=f"{day} has no trips at all: did the source deliver this day?",
-                metadata={"valid": 0, "quarantined": 0},
-            )
-        return dg.AssetCheckResult(
-            passed=share <= max_quarantine_share,
-            metadata={
-                **shown({"quarantine_share": share}),
-                "max_share": max_quarantine_share,
-                "quarantined": quarantine.height,
-                "valid": valid_rows,
-                "reasons": counts_table(reasons, "reason", valid_rows + quarantine.height),
-            },
-        )
+    def quarantine_check(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+        return contract_quarantine_share(context, warehouse, max_share=max_quarantine_share)
 
-    @dg.asset_check(
+    features_check = dg.asset_check(
         asset=FEATURES,
         blocking=True,
         partitions_def=partitions,
         description="One feature row per valid trip, unique ids, geometry and clock features in range.",
-    )
-    def feature_sanity(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
-        day = context.partition_key
-        features = warehouse.read_table(FEATURES, day)
-        problems = feature_problems(features, _rows(warehouse.path(VALID, day)))
-        history = float((features["origin_trips"] > 0).mean()) if features.height else 0.0
-        return dg.AssetCheckResult(
-            passed=not problems,
-            metadata={
-                "problems": reasons_md(problems, "none"),
-                "rows": features.height,
-                **shown({"share_with_origin_history": history}),
-            },
-        )
+    )(feature_sanity)
 
-    @dg.asset_check(
+    calibration_check = dg.asset_check(
         asset=EVALUATION,
         blocking=True,
         partitions_def=partitions,
         description="The candidate's 80% and 90% coverage on its test window lie within the gate's tolerance "
         "of nominal; blocking, so a miscalibrated model is never promoted.",
-    )
-    def candidate_calibration(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
-        evaluation = warehouse.read_json(
-            EVALUATION, context.partition_key
-        )  # the gate's verdict (models.gate)
-        gaps = evaluation["coverage_gaps"]
-        tolerance = evaluation["coverage_tolerance"]
-        return dg.AssetCheckResult(
-            passed=evaluation["calibrated"],
-            metadata={
-                "candidate_version": evaluation["version"],
-                "coverage_tolerance": tolerance,
-                **shown({f"coverage_gap_{k}": v for k, v in gaps.items()}),
-            },
-        )
+    )(candidate_calibration)
 
-    return [contract_quarantine_share, feature_sanity, candidate_calibration]
+    return [quarantine_check, features_check, calibration_check]
