@@ -26,7 +26,6 @@ from unittest import mock
 import polars as pl
 from polars.testing import assert_frame_equal
 
-import features.aggregates
 import features.build
 import features.keys
 import features.legs
@@ -59,22 +58,11 @@ def default_flags() -> Iterator[None]:
         yield
 
 
-@contextmanager
-def joins_only() -> Iterator[None]:
-    """`features.aggregates.LOOKUP_LEGS` off: frozen statistics are always joined, never searched."""
-    with mock.patch.object(features.aggregates, "LOOKUP_LEGS", -1):
-        yield
-
-
 # setting -> (how to switch it off, whether it acts on a batch of (path, legs)); where it does not act,
 # the row is an A/A comparison: a measure of the noise
 SETTINGS: dict[str, tuple[Callable, Callable[[str, int], bool]]] = {
     "cached_stages": (stages_rebuilt, lambda path, n: True),
     "eager flags": (default_flags, lambda path, n: n < features.legs.SMALL_BATCH_LEGS),
-    "SortedIndex lookup": (
-        joins_only,
-        lambda path, n: path == "serving" and n <= features.aggregates.LOOKUP_LEGS,
-    ),
 }
 
 

@@ -26,17 +26,12 @@ from features.geometry import leg_haversine_km
 from features.keys import AS_OF_DAY, with_leg_keys
 from features.legs import SMALL_BATCH_LEGS, collect_all_batch, collect_batch, conform_legs, zones_of
 from features.levels import Level, distinct_levels, log_speed
-from features.lookup import SortedIndex, gather
 from features.spec import FeatureSpec
 
 DAY = "day"
 CUM_TRIPS, CUM_SUM = "cum_trips", "cum_log_speed_sum"
 TRIPS, SUM = "trips", "log_speed_sum"
 META_FILE = "frozen_aggregates.json"
-# Serving batches up to this many legs find frozen statistics by binary search instead of joins (same
-# values): a join's fixed cost is hashing every level's table, the search's cost grows with the legs
-# (docs/decisions/polars-executor.md).
-LOOKUP_LEGS = 2_000
 
 
 class AggregateSource(Protocol):
@@ -241,8 +236,6 @@ class FrozenAggregates:
     def stats_for(self, rows: pl.LazyFrame, legs: int = SMALL_BATCH_LEGS) -> pl.LazyFrame:
         """Every row gets the frozen snapshot, whatever its own start day (`legs`: the batch size)."""
         keyed = collect_batch(rows, legs)
-        if keyed.height <= LOOKUP_LEGS:
-            return self._looked_up(keyed)
         per_level = [
             _level_columns(keyed, self.tables[level.name].lazy(), level, list(level.keys))
             for level in distinct_levels(self.spec)
@@ -256,33 +249,6 @@ class FrozenAggregates:
             cached = LevelIndex(self.tables, self.spec)
             object.__setattr__(self, "_level_index", cached)  # frozen dataclass: a cache, not state
         return cached
-
-    def _indexes(self) -> dict[str, SortedIndex | None]:
-        """Per level, the table sorted for binary search (built on first use and kept with the snapshot)."""
-        cached = self.__dict__.get("_index_cache")
-        if cached is None:
-            cached = {
-                level.name: SortedIndex.build(self.tables[level.name], level.keys)
-                for level in distinct_levels(self.spec)
-            }
-            object.__setattr__(self, "_index_cache", cached)  # frozen dataclass: a cache, not state
-        return cached
-
-    def _looked_up(self, keyed: pl.DataFrame) -> pl.LazyFrame:
-        """The same columns as the joins, by binary search in the sorted tables (`features.lookup`): for a
-        live batch a join costs more in fixed overhead (hashing every level's table) than the search. A key
-        with a null never matches, as in the join."""
-        columns, indexes = [], self._indexes()
-        for level in distinct_levels(self.spec):
-            index, table = indexes[level.name], self.tables[level.name]
-            if index is None:  # keys too many to code in int64: join this level
-                stats = _level_columns(keyed, table.lazy(), level, list(level.keys))
-                columns += collect_batch(stats, keyed.height).get_columns()
-                continue
-            rows = index.find(keyed)
-            columns.append(gather(table.get_column(TRIPS), rows, 0, level.trips))
-            columns.append(gather(table.get_column(SUM), rows, 0.0, level.log_speed_sum))
-        return keyed.hstack(columns).lazy()
 
     def save(self, directory: str | Path) -> None:
         """Write one parquet file per level and a JSON file with the snapshot day and the spec."""
