@@ -8,7 +8,8 @@
   configured maximum -> 413 before the body reaches the service.
 - A JSON object that repeats a key -> 400 naming the key (JSON parsers would keep the last one silently).
 - BentoML's 400 bodies say "1 validation error for Input"; the summary is rewritten to name the field.
-- /docs.json is BentoML's document completed by `serving.openapi.published_spec`.
+- /docs.json is BentoML's document completed by `serving.openapi.published_spec`, naming the served model.
+- GET /admin/status is answered by its POST endpoint (BentoML endpoints take POST only).
 """
 
 from __future__ import annotations
@@ -23,20 +24,22 @@ from serving.errors import error_body
 
 PROBE_PATHS = frozenset({"/livez", "/readyz", "/healthz"})
 SPEC_PATH = "/docs.json"
-# Readiness checks of the services built in this process, newest last: () -> (ready, reason). A worker
-# builds one; tests build several, and a service that shut down is removed so the one before answers again.
-_readiness: list = []
+STATUS_PATH = "/admin/status"
+# The predictors of the services built in this process, newest last: their `readiness()` answers /readyz
+# and their `served()` model is named in /docs.json. A worker builds one; tests build several, and a
+# service that shut down is removed so the one before answers again.
+_services: list = []
 
 
-def set_readiness(check) -> None:
-    """The service's readiness check, answered by this middleware on /readyz (with the reason when not)."""
-    _readiness.append(check)
+def register_service(predictor) -> None:
+    """The service's predictor: this middleware answers /readyz from it (with the reason when not ready)."""
+    _services.append(predictor)
 
 
-def drop_readiness(check) -> None:
+def drop_service(predictor) -> None:
     """A service that shuts down stops answering /readyz."""
-    if check in _readiness:
-        _readiness.remove(check)
+    if predictor in _services:
+        _services.remove(predictor)
 
 
 JSON_TYPES = frozenset({"application/json", ""})
@@ -99,7 +102,7 @@ class RequestGuard:
         self.config = config or ServingConfig.from_env()
 
     async def __call__(self, scope: Scope, receive, send) -> None:
-        if scope["type"] == "http" and scope.get("path") == "/readyz" and _readiness:
+        if scope["type"] == "http" and scope.get("path") == "/readyz" and _services:
             await self._readiness(scope, send)
             return
         if scope["type"] == "http" and scope.get("path") == SPEC_PATH and scope.get("method") == "GET":
@@ -112,6 +115,9 @@ class RequestGuard:
             await _respond(send, 401, ["header", API_KEY_HEADER], "missing or wrong API key", "unauthorized")
             return
         if scope.get("path", "").startswith(ADMIN_PREFIX) and not await self._admin_allowed(scope, send):
+            return
+        if scope.get("path") == STATUS_PATH and scope.get("method") != "POST":
+            await self._status_by_get(scope, receive, send)
             return
         if scope.get("method") != "POST":
             await self.app(scope, receive, send)
@@ -140,11 +146,9 @@ class RequestGuard:
     async def _readiness(self, scope: Scope, send) -> None:
         """The last check's verdict (no prediction per probe); GET and HEAD only, as the other probes."""
         if scope.get("method") not in ("GET", "HEAD"):
-            headers = [(b"allow", b"GET, HEAD"), (b"content-length", b"0")]
-            await send({"type": "http.response.start", "status": 405, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
+            await _not_allowed(send, b"GET, HEAD")
             return
-        ready, reason = _readiness[-1]()
+        ready, reason = _services[-1].readiness()
         body = json.dumps({"ready": ready, "detail": reason} if ready else {"error": reason}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200 if ready else 503, "headers": headers})
@@ -154,9 +158,21 @@ class RequestGuard:
         """BentoML's /docs.json answer, rewritten by serving.openapi (a failed answer passes unchanged)."""
         from serving.openapi import published_spec
 
-        return _rewritten(
-            send, lambda body: json.dumps(published_spec(json.loads(body), self.config)).encode()
-        )
+        def rewrite(body: bytes) -> bytes:
+            served = _services[-1].served() if _services else None
+            return json.dumps(published_spec(json.loads(body), self.config, served)).encode()
+
+        return _rewritten(send, rewrite)
+
+    async def _status_by_get(self, scope: Scope, receive, send) -> None:
+        """GET /admin/status as a POST of `{}` to its endpoint; any other method 405."""
+        if scope.get("method") != "GET":
+            await _not_allowed(send, b"GET, POST")
+            return
+        body_headers = (b"content-length", b"content-type")
+        kept = [header for header in scope.get("headers") or () if header[0].lower() not in body_headers]
+        headers = [*kept, (b"content-type", b"application/json"), (b"content-length", b"2")]
+        await self.app({**scope, "method": "POST", "headers": headers}, _replay(b"{}", receive), send)
 
     async def _admin_allowed(self, scope: Scope, send) -> bool:
         """True, or False after answering 401 (wrong admin key) or 403 (no admin key, caller off loopback)."""
@@ -199,6 +215,12 @@ class RequestGuard:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+async def _not_allowed(send, allow: bytes) -> None:
+    headers = [(b"allow", allow), (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": 405, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _replay(body: bytes, receive):

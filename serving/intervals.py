@@ -99,16 +99,18 @@ def legs_json(
     quantile_rows = np.round(q_pred, SECONDS_DECIMALS)
     if len(zones) <= PYTHON_LEGS_MAX:
         clocks = local_iso(arrivals, zones)
-        return to_json(_leg_dicts(offsets, clocks, quantile_rows, levels, leg_ids, elapsed))
-    frame = _legs_frame(offsets, clock_series(arrivals, zones), quantile_rows, levels, leg_ids, elapsed)
+        return to_json(_leg_dicts(offsets, clocks, quantile_rows, levels, leg_ids, zones, elapsed))
+    clocks = clock_series(arrivals, zones)
+    frame = _legs_frame(offsets, clocks, quantile_rows, levels, leg_ids, zones, elapsed)
     return frame.write_json().encode()
 
 
-def _leg_dicts(offsets, clocks, quantile_rows, levels, leg_ids, elapsed) -> list[dict[str, object]]:
+def _leg_dicts(offsets, clocks, quantile_rows, levels, leg_ids, zones, elapsed) -> list[dict[str, object]]:
     seconds, clocks, quantile_rows = offsets.tolist(), clocks.tolist(), quantile_rows.tolist()
     return [
         {
             "leg_id": leg_ids[i],
+            "tz": zones[i],
             "elapsed_s": elapsed[i],
             "median_s": seconds[i][0],
             "median_arrival": clocks[i][0],
@@ -128,7 +130,7 @@ def _leg_dicts(offsets, clocks, quantile_rows, levels, leg_ids, elapsed) -> list
     ]
 
 
-def _legs_frame(offsets, clocks: pl.Series, quantile_rows, levels, leg_ids, elapsed) -> pl.DataFrame:
+def _legs_frame(offsets, clocks: pl.Series, quantile_rows, levels, leg_ids, zones, elapsed) -> pl.DataFrame:
     """The same objects as `_leg_dicts`, as columns: `intervals` is a fixed-size array of structs."""
     legs, per_leg = offsets.shape
     lower = (np.arange(legs)[:, None] * per_leg + np.arange(1, per_leg, 2)).ravel()  # leg-major positions
@@ -144,6 +146,7 @@ def _legs_frame(offsets, clocks: pl.Series, quantile_rows, levels, leg_ids, elap
     return pl.DataFrame(
         {
             "leg_id": pl.Series(leg_ids, dtype=pl.String),
+            "tz": pl.Series(zones, dtype=pl.String),
             "elapsed_s": pl.Series(elapsed, dtype=pl.Float64),
             "median_s": offsets[:, 0],
             "median_arrival": clocks.gather(np.arange(legs) * per_leg),

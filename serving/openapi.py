@@ -3,17 +3,24 @@
 BentoML documents every endpoint with 200, 400 (a body whose `detail` is a string), 404 and 500. The service
 also answers 401, 413, 415, 422 and 503, its error bodies carry a list of fields (`serving.schemas.ErrorBody`),
 and the most items per list come from its configuration; the guard serves this document at /docs.json.
+Its `info` names the product, its version and the model served when the document is asked for (BentoML's
+says "lastmile-eta:dev", version "None", and advertises BentoML).
 """
 
 from __future__ import annotations
 
 import json
+from importlib import metadata
 from typing import Any
 
 from pydantic import BaseModel
 
 from serving.config import ADMIN_PREFIX, MODEL_ENDPOINTS, ServingConfig
-from serving.schemas import ErrorBody, Ready, Unavailable
+from serving.schemas import ErrorBody, ModelInfo, Ready, Unavailable
+
+PRODUCT = "lastmile-eta"
+SUMMARY = "Calibrated delivery ETAs: per-leg quantiles, customer delivery windows, multi-stop route arrivals."
+STATUS_PATH = "/admin/status"  # answers GET too (serving.guard)
 
 REF = "#/components/schemas/{model}"
 ERRORS = {
@@ -83,9 +90,43 @@ def _by_reference(spec: dict[str, Any]) -> None:
                     media["schema"] = {"$ref": REF.format(model=media["schema"]["title"])}
 
 
-def published_spec(spec: dict[str, Any], config: ServingConfig) -> dict[str, Any]:
-    """`spec` (BentoML's document, as a dict) with the service's own error responses and list maxima."""
+def product_version(fallback: str = "unknown") -> str:
+    """The installed project's version (pyproject.toml); a Bento does not install the project."""
+    try:
+        return metadata.version(PRODUCT)
+    except metadata.PackageNotFoundError:
+        return fallback
+
+
+def _info(bentoml_info: dict[str, Any], config: ServingConfig, model: ModelInfo | None) -> dict[str, Any]:
+    """Product, version (in a Bento, the Bento's version) and the model being served."""
+    if model is None:
+        served = f"No model is served yet: waiting for `{config.model_name}@{config.model_alias}`."
+    else:
+        name = f"{model.name}@{model.alias}" if model.alias else model.name
+        served = f"Serving `{name}`, version {model.version} (from the {model.source})."
+    bento = bentoml_info.get("version")
+    version = product_version(bento if bento not in (None, "None") else "unknown")
+    return {"title": PRODUCT, "version": version, "description": f"{SUMMARY}\n\n{served}"}
+
+
+def _status_by_get(paths: dict[str, Any]) -> None:
+    """GET /admin/status: the POST operation without its body (nor the 400 a body can cause)."""
+    post = paths.get(STATUS_PATH, {}).get("post")
+    if post is not None:
+        get = dict(post, operationId=post["operationId"] + "_get", responses=dict(post["responses"]))
+        del get["requestBody"], get["responses"]["400"]
+        paths[STATUS_PATH]["get"] = get
+
+
+def published_spec(
+    spec: dict[str, Any], config: ServingConfig, model: ModelInfo | None = None
+) -> dict[str, Any]:
+    """`spec` (BentoML's document, as a dict) with the service's own error responses and list maxima, and
+    its `info` naming `model` (the one served now; None: none yet)."""
     spec = json.loads(json.dumps(spec))  # a copy, status codes as strings like the JSON text's
+    spec["info"] = _info(spec.get("info", {}), config, model)
+    _status_by_get(spec["paths"])
     _by_reference(spec)
     spec = nullable(spec)
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
@@ -94,8 +135,9 @@ def published_spec(spec: dict[str, Any], config: ServingConfig) -> dict[str, Any
     for path, item in spec["paths"].items():
         for method, operation in item.items():
             responses = operation.setdefault("responses", {})
-            if method == "post":
-                for status, description in ERRORS.items():
+            if method == "post" or path == STATUS_PATH:
+                errors = ERRORS if method == "post" else {"401": ERRORS["401"]}  # a GET has no body
+                for status, description in errors.items():
                     if status != "401" or config.auth_enabled:
                         responses[status] = _response(description, error)
                 responses["503"] = _response(NOT_SERVING, unavailable)

@@ -33,6 +33,7 @@ from serving.schemas import (
     Leg,
     LegContext,
     LegPlace,
+    ModelInfo,
     OrderLeg,
     PlannedStop,
     Point,
@@ -133,6 +134,10 @@ class EtaPredictor:
             max_requests_per_call=batcher.largest if batcher else 0,
         )
 
+    def served(self) -> ModelInfo | None:
+        """The model answering now (None: none yet)."""
+        return self.holder.current.info if self.holder.loaded else None
+
     def readiness(self) -> tuple[bool, str]:
         """Whether a model is served, from the last check (no prediction here: each model was probed when
         it was loaded). A failing registry check does not make a serving replica unready (an outage of the
@@ -183,10 +188,10 @@ class EtaPredictor:
         check_count(("legs",), len(legs), self.config.max_legs, "leg")
         snapshot = self.holder.current
         check_levels(levels, snapshot.model.quantiles)
+        locs = [("legs", i) for i in range(len(legs))]
+        legs = with_zones(snapshot.model, legs, locs)
         departures = [leg.departure_time for leg in legs]
-        q, starts, _ = await self.remaining(
-            snapshot, legs, departures, [("legs", i) for i in range(len(legs))]
-        )
+        q, starts, _ = await self.remaining(snapshot, legs, departures, locs)
         answers = legs_json(
             q,
             snapshot.model.quantiles,
@@ -206,6 +211,7 @@ class EtaPredictor:
         snapshot = self.holder.current
         quantiles = snapshot.model.quantiles
         check_levels([confidence], quantiles, loc=("confidence",), indexed=False)
+        (leg,) = with_zones(snapshot.model, [leg], [("leg",)])
         q, _, (progress,) = await self.remaining(snapshot, [leg], [departure], [("leg",)])
         lower_s, upper_s = (float(b[0]) for b in interval_from_quantiles(q, quantiles, confidence))
         median_s = float(quantile_at(q, quantiles, 0.5)[0])
@@ -243,9 +249,10 @@ class EtaPredictor:
         quantiles = snapshot.model.quantiles
         check_levels([confidence], quantiles, loc=("confidence",), indexed=False)
         now = now or datetime.now(UTC)
+        locs = [("deliveries", i, "leg") for i in range(len(deliveries))]
+        given = with_zones(snapshot.model, [delivery.leg for delivery in deliveries], locs)
         legs = []
-        for i, delivery in enumerate(deliveries):
-            leg = delivery.leg
+        for i, leg in enumerate(given):
             running = max((now - leg.departure_time).total_seconds(), 0.0)
             if running > MAX_ELAPSED_S:
                 raise InvalidRequest(
@@ -258,9 +265,7 @@ class EtaPredictor:
             legs.append(leg.model_copy(update={"elapsed_s": running if running > 0 else None}))
         departures = [leg.departure_time for leg in legs]
         progress = [leg_progress(leg, d) for leg, d in zip(legs, departures, strict=True)]
-        check_domain(
-            snapshot.model, [p.leg for p in progress], [("deliveries", i, "leg") for i in range(len(legs))]
-        )
+        check_domain(snapshot.model, [p.leg for p in progress], locs)
         q = await self.quantiles(snapshot, [p.leg for p in progress], [p.departure for p in progress])
         conditioned = np.array([p.conditioned_s for p in progress])
         promised = np.array(
@@ -274,11 +279,12 @@ class EtaPredictor:
         median = quantile_at(remaining, quantiles, 0.5)
         answers = []
         for i, (delivery, p) in enumerate(zip(deliveries, progress, strict=True)):
-            zone = ZoneInfo(delivery.leg.tz)
+            zone = ZoneInfo(legs[i].tz)
             start = p.counted_from
             answers.append(
                 DeliveryRisk(
                     leg_id=delivery.leg.leg_id,
+                    tz=legs[i].tz,
                     elapsed_s=round(float(legs[i].elapsed_s or 0.0), SECONDS_DECIMALS),
                     late_probability=round(float(risk[i]), 4),
                     expected_lateness_s=round(float(lateness[i]), SECONDS_DECIMALS),
@@ -298,7 +304,7 @@ class EtaPredictor:
         self,
         origin: Point,
         departure_time: datetime,
-        tz: str,
+        tz: str | None,
         stops: Sequence[Stop],
         context: LegContext,
         levels: Sequence[float],
@@ -308,6 +314,7 @@ class EtaPredictor:
         snapshot = self.holder.current
         quantiles = snapshot.model.quantiles
         check_levels(levels, quantiles)
+        tz = tz or model_zone(snapshot.model, [("tz",)])
         legs = route_legs(origin, stops, tz, context)
         check_domain(snapshot.model, legs, [("stops", i) for i in range(len(legs))])
         service_s = np.array([stop.service_time_s for stop in stops])
@@ -327,6 +334,7 @@ class EtaPredictor:
         return RouteEta(
             model=snapshot.info,
             departure_time=departure_time,
+            tz=tz,
             samples=self.config.route_samples,
             leg_correlation=self.config.route_leg_correlation,
             stops=stop_etas(departure_time, ZoneInfo(tz), stops, q, quantiles, arrivals, levels),
@@ -367,6 +375,27 @@ def check_domain(model, legs: Sequence[LegPlace], locs: Sequence[Loc]) -> None:
     if faults:
         (loc, why), *more = faults
         raise InvalidRequest(loc, why, status=422, kind="out_of_domain", more=more)
+
+
+def model_zone(model, locs: Sequence[Loc]) -> str:
+    """The zone for the fields at `locs`, which gave none: the model's, when it was trained in one; else 422
+    naming each field and the zones the model knows."""
+    zones = getattr(getattr(model, "domain", None), "zones", ())
+    if len(zones) == 1:
+        return zones[0]
+    known = f"several time zones ({', '.join(zones)}): say which" if zones else "no time zone: give one"
+    why = f"tz is required: this model was trained in {known}"
+    first, *more = locs
+    raise InvalidRequest(first, why, status=422, kind="zone_required", more=[(loc, why) for loc in more])
+
+
+def with_zones(model, legs: Sequence[LegPlace], locs: Sequence[Loc]) -> list:
+    """The legs, each with its zone: a leg without tz takes the model's (`model_zone`)."""
+    missing = [i for i, leg in enumerate(legs) if leg.tz is None]
+    if not missing:
+        return list(legs)
+    zone = model_zone(model, [(*locs[i], "tz") for i in missing])
+    return [leg if leg.tz else leg.model_copy(update={"tz": zone}) for leg in legs]
 
 
 def enroute_of(model):

@@ -66,17 +66,20 @@ def number(low: float, high: float, **schema) -> object:
 
 Latitude = number(-90.0, 90.0, examples=[-1.2841])
 Longitude = number(-180.0, 180.0, examples=[36.8233])
+ZONE_SCHEMA = {"type": "string", "enum": sorted(known_zones()), "example": "Africa/Nairobi"}
 Zone = Annotated[
     str,
     Field(description="IANA time zone", examples=["Africa/Nairobi"]),
     AfterValidator(_known_zone),
+    WithJsonSchema({**ZONE_SCHEMA, "description": "IANA time zone"}),
+]
+OPTIONAL_ZONE = "IANA time zone; may be left out when the model was trained in one zone (that one is used)"
+# null is listed in the enum: OpenAPI 3.0 reads an enum without it as refusing null, nullable or not
+OptionalZone = Annotated[
+    Zone | None,
+    Field(description=OPTIONAL_ZONE),
     WithJsonSchema(
-        {
-            "type": "string",
-            "enum": sorted(known_zones()),
-            "description": "IANA time zone",
-            "example": "Africa/Nairobi",
-        }
+        {**ZONE_SCHEMA, "enum": [*ZONE_SCHEMA["enum"], None], "nullable": True, "description": OPTIONAL_ZONE}
     ),
 ]
 # The year bound is a pattern too, so the published schema says what the validator refuses
@@ -138,7 +141,7 @@ class LegPlace(LegContext):
     origin_lng: Longitude
     dest_lat: Latitude
     dest_lng: Longitude
-    tz: Zone
+    tz: OptionalZone = None
     road_distance_km: Distance | None = None
     leg_id: Annotated[str, Field(max_length=128)] | None = Field(None, description="Echoed back")
 
@@ -220,7 +223,7 @@ class DeliveryWindowRequest(Strict):
 class RouteRequest(Strict):
     origin: Point
     departure_time: Moment
-    tz: Zone
+    tz: OptionalZone = None
     stops: list[Stop] = Field(min_length=1)
     context: LegContext = Field(default_factory=LegContext, description="Courier, vehicle and weather")
     levels: Levels = Field(default_factory=lambda: list(DEFAULT_LEVELS))
@@ -276,6 +279,7 @@ class Interval(BaseModel):
 
 class LegEta(BaseModel):
     leg_id: str | None
+    tz: str = Field(description="The clock of the leg's arrivals (the model's zone, if the leg gave none)")
     elapsed_s: float | None = Field(
         description="As given: the seconds below then count from departure + elapsed"
     )
@@ -322,6 +326,7 @@ class StopEta(BaseModel):
 class RouteEta(BaseModel):
     model: ModelInfo
     departure_time: datetime
+    tz: str = Field(description="The route's zone (the model's, when the request gave none)")
     samples: int
     leg_correlation: float
     stops: list[StopEta]
@@ -329,6 +334,7 @@ class RouteEta(BaseModel):
 
 class DeliveryRisk(BaseModel):
     leg_id: str | None
+    tz: str = Field(description="The leg's zone (the model's, when the leg gave none)")
     elapsed_s: float = Field(description="Seconds the leg has run at `now` (0 before departure)")
     late_probability: float = Field(description="Calibrated probability of arriving after promised_by")
     expected_lateness_s: float = Field(description="Expected seconds after promised_by (0 when on time)")

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from serving.config import MODEL_ENDPOINTS, ServingConfig, untraced_patterns
 from serving.errors import InvalidRequest
-from serving.guard import RequestGuard, drop_readiness, set_readiness
+from serving.guard import RequestGuard, drop_service, register_service
 from serving.patches import cancel_request_timers
 from serving.schemas import (
     DEFAULT_LEVELS,
@@ -35,6 +35,7 @@ from serving.schemas import (
     LegContext,
     Levels,
     Moment,
+    OptionalZone,
     OrderLeg,
     PlannedStop,
     Point,
@@ -45,7 +46,6 @@ from serving.schemas import (
     SlotMinutes,
     Stop,
     SwapResult,
-    Zone,
 )
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ class EtaService:
         except SourceUnavailable as exc:  # the service starts anyway: /readyz says why, the poller retries
             logger.info("event=waiting reason=%s", exc)
         self.predictor = EtaPredictor(self.holder, self.config)
-        set_readiness(self.predictor.readiness)
+        register_service(self.predictor)
 
     @bentoml.on_startup
     async def start_background_work(self) -> None:
@@ -154,7 +154,7 @@ class EtaService:
 
     @bentoml.on_shutdown
     async def stop_background_work(self) -> None:
-        drop_readiness(self.predictor.readiness)
+        drop_service(self.predictor)
         await self.predictor.stop()
 
     def __is_ready__(self) -> bool:
@@ -184,8 +184,8 @@ class EtaService:
         self,
         origin: Point,
         departure_time: Moment,
-        tz: Zone,
         stops: list[Stop],
+        tz: OptionalZone = None,
         context: LegContext = LegContext(),
         levels: Levels = DEFAULT_LEVELS,
         seed: Seed = 0,
@@ -205,7 +205,7 @@ class EtaService:
 
     @bentoml.api(route="/admin/status", input_spec=AdminRequest)
     async def status(self) -> ServiceStatus:
-        """The model being served and how much the micro-batcher is coalescing."""
+        """The model being served and how much the micro-batcher is coalescing (GET or POST)."""
         return await _answer(_now(self.predictor.status))
 
     @bentoml.api(route="/admin/reload", input_spec=AdminRequest)

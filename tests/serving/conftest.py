@@ -110,11 +110,13 @@ def champion_alias(champion: Registered) -> Iterator[None]:
 @pytest.fixture(scope="package")
 def service(champion: Registered):
     """The BentoML service class, constructed in-process (model loaded from the registry, no HTTP)."""
+    from serving.guard import drop_service
     from serving.service import EtaService
 
     instance = EtaService()
     instance.predictor.wait_for_model()
     yield instance
+    drop_service(instance.predictor)  # the guard then answers for the test clients' services again
     asyncio.run(instance.predictor.stop())
 
 

@@ -76,6 +76,9 @@ def test_moving_the_alias_under_load_swaps_once_without_failures(
         assert (versions[0], versions[-1], switches) == (champion.version, challenger.version, 1)
         # every answer is wholly one model's: numbers match the version it names
         assert all(medians == answers[version] for _, version, medians in trace)
+    # the published document names the model served when it is asked for
+    served = polling_client.get("/docs.json").json()["info"]["description"]
+    assert served.endswith(f"Serving `eta-model@champion`, version {challenger.version} (from the registry).")
 
 
 def test_the_admin_endpoint_swaps_now(client, champion, challenger, champion_alias) -> None:

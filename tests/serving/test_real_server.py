@@ -80,6 +80,15 @@ def test_answers_match_the_in_process_app(server, client) -> None:
         assert real.json() == client.post(path, json=body).json()
 
 
+def test_admin_status_by_get_and_the_document_name_the_served_model(server, champion) -> None:
+    status = httpx.get(f"{server.url}/admin/status", timeout=30)
+    assert status.status_code == 200, status.text
+    assert status.json()["model"] == httpx.post(f"{server.url}/admin/status", json={}).json()["model"]
+    info = httpx.get(f"{server.url}/docs.json", timeout=30).json()["info"]
+    assert f"Serving `eta-model@champion`, version {champion.version} " in info["description"]
+    assert info["version"] != "None"
+
+
 def test_a_pickle_payload_is_refused(server) -> None:
     """BentoML's own e2e negative test: the main server must never unpickle a request body."""
     response = httpx.post(
@@ -126,7 +135,7 @@ def test_schemathesis_finds_nothing_with_every_check(server, tmp_path: Path) -> 
     ]
     run = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
-    assert "Tested: 9" in run.stdout, run.stdout[-3000:]  # every operation but /metrics
+    assert "Tested: 10" in run.stdout, run.stdout[-3000:]  # every operation but /metrics
 
 
 def test_a_repeated_key_is_refused_by_name(server) -> None:

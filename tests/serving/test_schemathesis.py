@@ -28,8 +28,11 @@ def served_spec(client) -> dict:
     return response.json()
 
 
-def test_the_served_document_is_the_published_one(served_spec, bentoml_spec) -> None:
-    assert served_spec == published_spec(bentoml_spec, ServingConfig.from_env())
+def test_the_served_document_is_the_published_one(served_spec, bentoml_spec, client) -> None:
+    from serving.schemas import ModelInfo
+
+    served = ModelInfo.model_validate(client.get("/admin/status").json()["model"])
+    assert served_spec == published_spec(bentoml_spec, ServingConfig.from_env(), served)
     assert {*ENDPOINTS, "/livez", "/readyz"} <= set(served_spec["paths"])
 
 
@@ -53,6 +56,33 @@ def test_every_post_declares_the_guards_and_the_models_answers(served_spec) -> N
         )
     item = served_spec["components"]["schemas"]["ErrorItem"]
     assert item["properties"]["loc"]["items"] == {"anyOf": [{"type": "string"}, {"type": "integer"}]}
+
+
+def test_admin_status_by_get_declares_what_a_bodiless_request_can_get(served_spec, bentoml_spec) -> None:
+    get, post = (served_spec["paths"]["/admin/status"][method] for method in ("get", "post"))
+    assert set(get["responses"]) == {"200", "403", "404", "500", "503"}
+    assert {s: get["responses"][s] for s in ("200", "403", "503")} == {
+        s: post["responses"][s] for s in ("200", "403", "503")
+    }
+    assert "requestBody" not in get
+    assert (get["operationId"], post["operationId"]) == ("lastmile-eta__status_get", "lastmile-eta__status")
+    locked = published_spec(bentoml_spec, ServingConfig(api_key="k", admin_key="a"))
+    assert {"401", "403"} <= set(locked["paths"]["/admin/status"]["get"]["responses"])
+
+
+def test_the_document_names_the_product_its_version_and_the_model_served(bentoml_spec) -> None:
+    import tomllib
+
+    from data_contracts.home import PROJECT_ROOT
+    from serving.schemas import ModelInfo
+
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    bento = ModelInfo(name="eta-model", version="7", alias=None, source="bento")
+    info = published_spec(bentoml_spec, ServingConfig(), bento)["info"]
+    assert (info["title"], info["version"]) == (project["name"], project["version"])
+    assert info["description"].endswith("\n\nServing `eta-model`, version 7 (from the bento).")
+    waiting = published_spec(bentoml_spec, ServingConfig(model_alias="staging"))["info"]["description"]
+    assert waiting.endswith("\n\nNo model is served yet: waiting for `eta-model@staging`.")
 
 
 def test_an_api_key_adds_401(bentoml_spec) -> None:
@@ -103,7 +133,13 @@ def test_the_schema_knows_the_zones_slots_and_years_the_validators_take(served_s
     from serving.schemas import FIRST_YEAR, SLOT_MINUTES
 
     leg = served_spec["components"]["schemas"]["Leg"]["properties"]
-    assert set(leg["tz"]["enum"]) == known_zones()
+    # tz may be left out or null (the model's one zone is used): null is in the enum, as OpenAPI 3.0 needs
+    assert set(leg["tz"]["enum"]) == known_zones() | {None}
+    assert leg["tz"]["nullable"] is True
+    for name in ("Leg", "OrderLeg", "RouteRequestIODescriptor"):
+        schema = served_spec["components"]["schemas"][name]
+        assert "tz" not in schema["required"], name
+        assert schema["properties"]["tz"]["enum"] == leg["tz"]["enum"], name
     assert leg["departure_time"]["pattern"] == f"^{FIRST_YEAR // 100}[0-9]{{2}}-"
     window = served_spec["components"]["schemas"]["DeliveryWindowRequestIODescriptor"]["properties"]
     assert window["slot_minutes"]["enum"] == list(SLOT_MINUTES)

@@ -280,3 +280,109 @@ def test_exception_risk_answers_what_the_enroute_calibration_says(service, champ
     window = answer.deliveries[0].revised_window
     assert window.level == 0.9
     assert window.earliest_arrival >= now
+
+
+def _with_and_without_tz(service) -> dict[str, list]:
+    """Each endpoint's answer, called twice: with tz (Nairobi) and with no tz (leg_json drops a None)."""
+    from serving.schemas import ActiveDelivery
+
+    def risk(tz):
+        body = {"leg": leg_json(tz=tz), "promised_by": (DEPARTURE + timedelta(minutes=40)).isoformat()}
+        return asyncio.run(
+            service.exception_risk(
+                deliveries=[ActiveDelivery.model_validate(body)],
+                now=DEPARTURE + timedelta(minutes=25),
+                confidence=0.9,
+            )
+        )
+
+    return {
+        "eta": [eta(service, [leg_json(tz=tz, leg_id="x"), leg_json()]) for tz in (NAIROBI, None)],
+        "window": [window(service, leg=OrderLeg.model_validate(leg_json(tz=tz))) for tz in (NAIROBI, None)],
+        "route": [route(service, STOPS[:2], tz=tz) for tz in (NAIROBI, None)],
+        "risk": [risk(tz) for tz in (NAIROBI, None)],
+    }
+
+
+def test_a_leg_without_tz_is_answered_in_the_zone_of_a_one_zone_model(service, champion) -> None:
+    """The synthetic city's model knows one zone: a leg (or route) without tz gets exactly the answer it
+    gets with that zone, which the answer names."""
+    assert champion.model.domain.zones == (NAIROBI,)
+    answers = _with_and_without_tz(service)
+    for name, (given, omitted) in answers.items():
+        assert omitted == given, name
+    assert [leg.tz for leg in answers["eta"][1].legs] == [NAIROBI, NAIROBI]
+    assert answers["eta"][1].legs[0].median_arrival.utcoffset() == timedelta(hours=3)
+    assert answers["window"][1].tz == NAIROBI
+    assert answers["route"][1].tz == NAIROBI
+    assert answers["risk"][1].deliveries[0].tz == NAIROBI
+
+
+@pytest.fixture
+def two_zone_model(service, monkeypatch):
+    """The served model, as if it had been trained on legs in Nairobi and Kampala."""
+    import dataclasses
+
+    model = service.holder.current.model
+    domain = dataclasses.replace(model.domain, zones=("Africa/Kampala", NAIROBI))
+    monkeypatch.setattr(model, "domain", domain)
+    return model
+
+
+def test_without_tz_a_model_of_several_zones_refuses_naming_tz_and_the_zones(service, two_zone_model) -> None:
+    """422 (valid in form, but the model cannot tell which clock): every leg without tz named, with the
+    zones the model knows; a leg that gives its zone is still answered."""
+    from serving.schemas import ActiveDelivery
+
+    why = (
+        "tz is required: this model was trained in several time zones (Africa/Kampala, Africa/Nairobi): "
+        "say which"
+    )
+    legs = [Leg.model_validate(leg) for leg in (leg_json(tz=None), leg_json(), leg_json(tz=None))]
+    delivery = ActiveDelivery.model_validate({"leg": leg_json(tz=None), "promised_by": DEPARTURE.isoformat()})
+    refused = {
+        ("legs", 0, "tz"): asyncio.run(service.eta(legs=legs, levels=[0.8])),
+        ("leg", "tz"): asyncio.run(
+            service.delivery_window(leg=OrderLeg.model_validate(leg_json(tz=None)), planned_stop=None)
+        ),
+        ("tz",): asyncio.run(
+            service.route_eta(
+                origin=Point(lat=-1.2841, lng=36.8233), departure_time=DEPARTURE, stops=STOPS[:1]
+            )
+        ),
+        ("deliveries", 0, "leg", "tz"): asyncio.run(
+            service.exception_risk(deliveries=[delivery], now=DEPARTURE)
+        ),
+    }
+    for loc, response in refused.items():
+        body = json.loads(response.body)
+        assert (response.status_code, body["detail"][0]["loc"], body["detail"][0]["msg"]) == (
+            422,
+            list(loc),
+            why,
+        )
+        assert body["detail"][0]["type"] == "zone_required"
+    assert [f["loc"] for f in json.loads(refused["legs", 0, "tz"].body)["detail"]] == [
+        ["legs", 0, "tz"],
+        ["legs", 2, "tz"],
+    ]
+    assert eta(service, [leg_json()]).legs[0].tz == NAIROBI
+
+
+def test_a_model_without_a_recorded_zone_needs_tz_on_every_leg() -> None:
+    """A model saved without its domain (or with no zone in its training legs) has no zone to lend."""
+    from types import SimpleNamespace
+
+    from serving.errors import InvalidRequest
+    from serving.predictor import model_zone
+
+    one = SimpleNamespace(domain=SimpleNamespace(zones=("Europe/Lisbon",)))
+    assert model_zone(one, [("tz",)]) == "Europe/Lisbon"
+    for model in (SimpleNamespace(domain=None), SimpleNamespace(domain=SimpleNamespace(zones=()))):
+        with pytest.raises(InvalidRequest) as refused:
+            model_zone(model, [("legs", 0, "tz")])
+        assert (refused.value.status, refused.value.loc, refused.value.message) == (
+            422,
+            ("legs", 0, "tz"),
+            "tz is required: this model was trained in no time zone: give one",
+        )

@@ -51,6 +51,19 @@ def test_admin_status(client, champion) -> None:
     assert status.max_requests_per_call >= 1
 
 
+def test_admin_status_answers_get_as_post_does(client, champion) -> None:
+    got, posted = client.get("/admin/status"), client.post("/admin/status", json={})
+    assert (got.status_code, got.headers["content-type"]) == (200, "application/json")
+    assert (
+        ServiceStatus.model_validate_json(got.content).model
+        == ServiceStatus.model_validate_json(posted.content).model
+    )
+    assert got.json()["model"]["version"] == champion.version
+    for method in ("PUT", "DELETE", "HEAD"):
+        refused = client.request(method, "/admin/status")
+        assert (refused.status_code, refused.headers["allow"]) == (405, "GET, POST"), method
+
+
 def test_admin_reload(client) -> None:
     response = client.post("/admin/reload", json={})
     assert response.status_code == 200
@@ -62,10 +75,36 @@ def test_probes(client, path: str, status: int) -> None:
     assert client.get(path).status_code == status
 
 
-def test_openapi_page_and_schema(client) -> None:
-    assert "text/html" in client.get("/").headers["content-type"]
-    paths = client.get("/docs.json").json()["paths"]
-    assert {"/eta", "/delivery_window", "/route_eta", "/admin/reload", "/admin/status"} <= set(paths)
+def test_openapi_page_and_schema(client, champion) -> None:
+    import tomllib
+
+    from data_contracts.home import PROJECT_ROOT
+
+    version = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert "text/html" in client.get("/").headers["content-type"]  # Swagger UI, showing the info below
+    spec = client.get("/docs.json").json()
+    assert {"/eta", "/delivery_window", "/route_eta", "/admin/reload", "/admin/status"} <= set(spec["paths"])
+    assert spec["info"] == {
+        "title": "lastmile-eta",
+        "version": version,
+        "description": "Calibrated delivery ETAs: per-leg quantiles, customer delivery windows, multi-stop "
+        f"route arrivals.\n\nServing `eta-model@champion`, version {champion.version} (from the registry).",
+    }
+    assert "BentoML" not in json.dumps(spec["info"])
+
+
+@pytest.mark.parametrize("tz", [None, "omitted"])
+def test_a_leg_may_leave_out_tz_or_send_null(client, tz) -> None:
+    """The model knows one zone: a leg without one is answered on that clock, and the answer names it."""
+    leg = leg_json() | {"tz": None}
+    if tz == "omitted":
+        del leg["tz"]
+    response = client.post("/eta", json={"legs": [leg]})
+    assert response.status_code == 200, response.text
+    assert response.json()["legs"][0]["tz"] == "Africa/Nairobi"
+    assert response.json()["legs"][0] == client.post("/eta", json={"legs": [leg_json()]}).json()["legs"][0]
+    route = client.post("/route_eta", json={k: v for k, v in ROUTE.items() if k != "tz"})
+    assert (route.status_code, route.json()["tz"]) == (200, "Africa/Nairobi")
 
 
 def legs_body(**overrides: object) -> dict:
@@ -216,15 +255,21 @@ def test_api_key_is_required_when_configured(locked_client, key: str) -> None:
 
 
 @pytest.mark.parametrize("key", ["", "s3cret", "adm1n "])
-def test_the_admin_endpoints_need_the_admin_key_when_configured(locked_client, key: str) -> None:
-    response = locked_client.post("/admin/status", json={}, headers={"x-admin-key": key})
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_the_admin_endpoints_need_the_admin_key_when_configured(locked_client, key: str, method: str) -> None:
+    body = {"json": {}} if method == "POST" else {}
+    response = locked_client.request(method, "/admin/status", headers={"x-admin-key": key}, **body)
     assert response.status_code == 401
     assert response.json()["error"] == "header.x-admin-key: missing or wrong admin key"
-    assert locked_client.post("/admin/status", json={}, headers={"x-admin-key": "adm1n"}).status_code == 200
+    allowed = locked_client.request(method, "/admin/status", headers={"x-admin-key": "adm1n"}, **body)
+    assert allowed.status_code == 200
 
 
-def _guarded(config, client: tuple[str, int], path: str, headers=()) -> tuple[int, bytes]:
-    """One request through the guard alone (the app behind it answers 204)."""
+def _guarded(
+    config, client: tuple[str, int], path: str, headers=(), method: str = "POST", seen: list | None = None
+) -> tuple[int, bytes]:
+    """One request through the guard alone (the app behind it answers 204; `seen` gets what it was sent:
+    method, content type and body)."""
     import asyncio
 
     from serving.guard import RequestGuard
@@ -232,6 +277,8 @@ def _guarded(config, client: tuple[str, int], path: str, headers=()) -> tuple[in
     sent: list[dict] = []
 
     async def app(scope, receive, send) -> None:
+        if seen is not None:
+            seen.append((scope["method"], dict(scope["headers"])[b"content-type"], (await receive())["body"]))
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
@@ -241,7 +288,7 @@ def _guarded(config, client: tuple[str, int], path: str, headers=()) -> tuple[in
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": path, "client": client, "headers": list(headers)}
+    scope = {"type": "http", "method": method, "path": path, "client": client, "headers": list(headers)}
     asyncio.run(RequestGuard(app, config)(scope, receive, send))
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
@@ -263,6 +310,24 @@ def test_without_an_admin_key_admin_answers_loopback_callers_only(client, path, 
     assert answered == status
     if status == 403:
         assert b"answer callers on loopback only unless ETA_SERVE_ADMIN_KEY is set" in body
+
+
+def test_get_admin_status_is_its_post_of_an_empty_object_after_the_same_admin_rule() -> None:
+    from serving.config import ServingConfig
+
+    seen: list = []
+    far = ("203.0.113.7", 5000)
+    assert _guarded(ServingConfig(), far, "/admin/status", method="GET", seen=seen)[0] == 403
+    assert (
+        _guarded(ServingConfig(), LOOPBACK, "/admin/status", [(b"content-type", b"text/plain")], "GET", seen)[
+            0
+        ]
+        == 204
+    )
+    keyed = ServingConfig(admin_key="adm1n")
+    assert _guarded(keyed, far, "/admin/status", method="GET", seen=seen)[0] == 401
+    assert _guarded(keyed, far, "/admin/status", [(b"x-admin-key", b"adm1n")], "GET", seen)[0] == 204
+    assert seen == [("POST", b"application/json", b"{}")] * 2
 
 
 def test_an_admin_key_opens_admin_to_any_caller_that_has_it() -> None:
