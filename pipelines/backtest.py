@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -34,6 +35,9 @@ from pipelines.assets_model import EVALUATION, PROMOTION
 from pipelines.assets_monitor import DRIFT, PERFORMANCE, SERVED, served_day
 from pipelines.automation import INGEST_KEYS, QUIET_LOGS, TRIGGER_TAG
 from pipelines.resources import DriftDetector, ModelRegistry, OnlineStore, TripSource, Warehouse
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 # off: the champion as trained; nightly: retrain every night; on: retrain when the drift sensor asks;
 # online: no retraining, windows recalibrated every day on the last days' completed legs (models.online);
@@ -110,8 +114,6 @@ def _reasons(warehouse: Warehouse, day: str) -> tuple[bool, bool, str]:
 
 def replay(plan: BacktestPlan, progress: Callable[[str], None] | None = None) -> list[BacktestDay]:
     """Run the plan through Dagster; one `BacktestDay` per day after the warm-up."""
-    import dagster as dg
-
     from pipelines.definitions import build_definitions
     from pipelines.instance import dagster_instance
 
@@ -136,100 +138,129 @@ def replay(plan: BacktestPlan, progress: Callable[[str], None] | None = None) ->
         online=online,
         window_days=plan.window_days,
     )
-    monitoring = defs.resolve_job_def("daily_monitoring_job")
-    retraining = defs.resolve_job_def("retraining_job")
-    sensor = defs.resolve_sensor_def("drift_retraining_sensor")
-    config = _run_config(plan)
     records: list[BacktestDay] = []
-    cursor = None
-    say = progress or (lambda _: None)
     with dagster_instance(plan.home) as instance:
-
-        def retrain(
-            day: str, trigger: str, record: BacktestDay | None = None, recipe: dict | None = None
-        ) -> None:
-            run_config = config
-            if recipe:  # the sensor's overrides on top of the backtest's own training settings
-                training = {**plan.training, **recipe}
-                ops = {
-                    **config["ops"],
-                    "candidate_model": {"config": training},
-                    "model_evaluation": {"config": training},
-                }
-                run_config = {**config, "ops": ops}
-            result = retraining.execute_in_process(
-                partition_key=day,
-                instance=instance,
-                run_config=run_config,
-                tags={TRIGGER_TAG: trigger},
-                raise_on_error=False,
-            )
-            evaluation = (
-                warehouse.read_json(EVALUATION, day) if warehouse.has(EVALUATION, day, ".json") else {}
-            )
-            promoted = (
-                warehouse.has(PROMOTION, day, ".json") and warehouse.read_json(PROMOTION, day)["promoted"]
-            )
-            blocked = not result.success
-            say(
-                f"{day}: retrained ({trigger}) -> v{evaluation.get('version')}, "
-                f"{'promoted' if promoted else 'blocked' if blocked else 'not promoted'}"
-            )
-            if record is not None:
-                decision = evaluation.get("decision", {})
-                record.retrained, record.promoted, record.blocked = True, bool(promoted), blocked
-                record.candidate_version = evaluation.get("version")
-                compared = decision.get("challenger_on_window") or decision.get("challenger") or {}
-                record.candidate_pinball = compared.get("pinball_mean", math.nan)
-                record.champion_pinball = (decision.get("champion") or {}).get("pinball_mean", math.nan)
-
+        run = _Replay(plan, defs, instance, warehouse, online, progress or (lambda _: None))
         for index in range(plan.days):
             day = _partition(plan.start, index)
-            began = time.perf_counter()
             if index < plan.window_days:
-                monitoring.execute_in_process(
-                    partition_key=day,
-                    instance=instance,
-                    asset_selection=[dg.AssetKey(k) for k in INGEST_KEYS],
-                    run_config=QUIET_LOGS,
-                )
-                if index == plan.window_days - 1:
-                    retrain(day, "initial")
-                continue
-            monitoring.execute_in_process(partition_key=day, instance=instance, run_config=QUIET_LOGS)
-            record = BacktestDay(plan.strategy, day, index, index in plan.active_days)
-            served = warehouse.read_json(SERVED, day)
-            record.champion_version = served.get("champion_version")
-            if served.get("served"):
-                state = online.store() if plan.strategy.startswith("online") else None
-                for key, value in _served_scores(warehouse, day, plan, state).items():
-                    setattr(record, key, value)
-            record.drift_flag, record.coverage_flag, record.reasons = _reasons(warehouse, day)
-            record.trigger = record.drift_flag or record.coverage_flag
-            requests = []
-            if plan.strategy == "nightly":
-                requests = [(day, "nightly", None)]
-            elif plan.strategy in ("on", "online+on"):
-                context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
-                result = sensor(context)
-                cursor = result.cursor
-                requests = [
-                    (
-                        r.partition_key,
-                        "drift",
-                        (r.run_config or {}).get("ops", {}).get("candidate_model", {}).get("config"),
-                    )
-                    for r in result.run_requests
-                ]
-            for partition, trigger, recipe in requests:
-                retrain(partition, trigger, record, recipe)
-            record.seconds = time.perf_counter() - began
-            records.append(record)
-            say(
-                f"{day} (day {index}): v{record.champion_version} cov80 {record.coverage_80:.3f} "
-                f"district {record.district_coverage_80:.3f} trigger={record.trigger}"
-            )
+                run.warm_up(day, index)
+            else:
+                records.append(run.replay_day(day, index))
     return records
+
+
+class _Replay:
+    """One plan's replay against its instance: the day's runs, the retrainings, and what is read back."""
+
+    def __init__(
+        self,
+        plan: BacktestPlan,
+        defs: dg.Definitions,
+        instance: dg.DagsterInstance,
+        warehouse: Warehouse,
+        online: OnlineStore,
+        say: Callable[[str], None],
+    ) -> None:
+        self.plan, self.defs, self.instance, self.say = plan, defs, instance, say
+        self.warehouse, self.online = warehouse, online
+        self.monitoring = defs.resolve_job_def("daily_monitoring_job")
+        self.retraining = defs.resolve_job_def("retraining_job")
+        self.sensor = defs.resolve_sensor_def("drift_retraining_sensor")
+        self.config = _run_config(plan)
+        self.cursor = None  # the drift sensor's, from one tick to the next
+
+    def warm_up(self, day: str, index: int) -> None:
+        """A day of the warm-up window: ingested only; the first model is trained after its last day."""
+        import dagster as dg
+
+        self.monitoring.execute_in_process(
+            partition_key=day,
+            instance=self.instance,
+            asset_selection=[dg.AssetKey(k) for k in INGEST_KEYS],
+            run_config=QUIET_LOGS,
+        )
+        if index == self.plan.window_days - 1:
+            self.retrain(day, "initial")
+
+    def replay_day(self, day: str, index: int) -> BacktestDay:
+        """A day after the warm-up: ingested, served, monitored, scored; then retrained as the strategy says."""
+        plan, warehouse = self.plan, self.warehouse
+        began = time.perf_counter()
+        self.monitoring.execute_in_process(partition_key=day, instance=self.instance, run_config=QUIET_LOGS)
+        record = BacktestDay(plan.strategy, day, index, index in plan.active_days)
+        served = warehouse.read_json(SERVED, day)
+        record.champion_version = served.get("champion_version")
+        if served.get("served"):
+            state = self.online.store() if plan.strategy.startswith("online") else None
+            for key, value in _served_scores(warehouse, day, plan, state).items():
+                setattr(record, key, value)
+        record.drift_flag, record.coverage_flag, record.reasons = _reasons(warehouse, day)
+        record.trigger = record.drift_flag or record.coverage_flag
+        for partition, trigger, recipe in self.requests(day):
+            self.retrain(partition, trigger, record, recipe)
+        record.seconds = time.perf_counter() - began
+        self.say(
+            f"{day} (day {index}): v{record.champion_version} cov80 {record.coverage_80:.3f} "
+            f"district {record.district_coverage_80:.3f} trigger={record.trigger}"
+        )
+        return record
+
+    def requests(self, day: str) -> list[tuple[str, str, dict | None]]:
+        """The retrainings the strategy asks for after `day`: (partition, trigger, the sensor's recipe)."""
+        import dagster as dg
+
+        if self.plan.strategy == "nightly":
+            return [(day, "nightly", None)]
+        if self.plan.strategy not in ("on", "online+on"):
+            return []
+        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor, definitions=self.defs)
+        result = self.sensor(context)
+        self.cursor = result.cursor
+        return [
+            (
+                r.partition_key,
+                "drift",
+                (r.run_config or {}).get("ops", {}).get("candidate_model", {}).get("config"),
+            )
+            for r in result.run_requests
+        ]
+
+    def retrain(
+        self, day: str, trigger: str, record: BacktestDay | None = None, recipe: dict | None = None
+    ) -> None:
+        """`retraining_job` for `day`; what it did goes into `record` (the day being replayed) when given."""
+        plan, config, warehouse = self.plan, self.config, self.warehouse
+        run_config = config
+        if recipe:  # the sensor's overrides on top of the backtest's own training settings
+            training = {**plan.training, **recipe}
+            ops = {
+                **config["ops"],
+                "candidate_model": {"config": training},
+                "model_evaluation": {"config": training},
+            }
+            run_config = {**config, "ops": ops}
+        result = self.retraining.execute_in_process(
+            partition_key=day,
+            instance=self.instance,
+            run_config=run_config,
+            tags={TRIGGER_TAG: trigger},
+            raise_on_error=False,
+        )
+        evaluation = warehouse.read_json(EVALUATION, day) if warehouse.has(EVALUATION, day, ".json") else {}
+        promoted = warehouse.has(PROMOTION, day, ".json") and warehouse.read_json(PROMOTION, day)["promoted"]
+        blocked = not result.success
+        self.say(
+            f"{day}: retrained ({trigger}) -> v{evaluation.get('version')}, "
+            f"{'promoted' if promoted else 'blocked' if blocked else 'not promoted'}"
+        )
+        if record is not None:
+            decision = evaluation.get("decision", {})
+            record.retrained, record.promoted, record.blocked = True, bool(promoted), blocked
+            record.candidate_version = evaluation.get("version")
+            compared = decision.get("challenger_on_window") or decision.get("challenger") or {}
+            record.candidate_pinball = compared.get("pinball_mean", math.nan)
+            record.champion_pinball = (decision.get("champion") or {}).get("pinball_mean", math.nan)
 
 
 def write_outputs(folder: Path, strategy: str, records: list[BacktestDay], summary: dict) -> dict[str, Path]:
