@@ -3,7 +3,8 @@ MLflow store and a warehouse of the backtest's own under ETA_HOME/backtests/...)
 
 Per day D: `daily_monitoring_job` ingests D, serves it with the morning's champion and runs the monitors;
 then, by strategy, nothing (`off`), `retraining_job` for D (`nightly`), or whatever the real drift sensor
-requests (`on`). The first model is trained after the warm-up window. What is measured per day comes from
+requests (`on`). The first model is trained after the warm-up window, and again every night until one passes
+the gate, whatever the strategy (there is nothing to serve before). What is measured per day comes from
 the assets' own outputs; the judging is `models.backtest`.
 """
 
@@ -197,7 +198,7 @@ class _Replay:
                 setattr(record, key, value)
         record.drift_flag, record.coverage_flag, record.reasons = _reasons(warehouse, day)
         record.trigger = record.drift_flag or record.coverage_flag
-        for partition, trigger, recipe in self.requests(day):
+        for partition, trigger, recipe in self.requests(day, served=record.champion_version is not None):
             self.retrain(partition, trigger, record, recipe)
         record.seconds = time.perf_counter() - began
         self.say(
@@ -206,10 +207,13 @@ class _Replay:
         )
         return record
 
-    def requests(self, day: str) -> list[tuple[str, str, dict | None]]:
-        """The retrainings the strategy asks for after `day`: (partition, trigger, the sensor's recipe)."""
+    def requests(self, day: str, served: bool = True) -> list[tuple[str, str, dict | None]]:
+        """The retrainings the strategy asks for after `day`: (partition, trigger, the sensor's recipe).
+        Until a first model passes the gate there is nothing to serve, and every strategy trains again."""
         import dagster as dg
 
+        if not served:
+            return [(day, "initial", None)]
         if self.plan.strategy == "nightly":
             return [(day, "nightly", None)]
         if self.plan.strategy not in ("on", "online+on"):

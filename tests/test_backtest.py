@@ -187,3 +187,19 @@ def test_a_strategy_that_served_no_day_says_so(tmp_path, capsys) -> None:
     printed = capsys.readouterr().out
     assert "on: no day was served, because no model became champion (3 trained, 3 blocked" in printed
     assert "nan" not in printed
+
+
+def test_until_a_model_is_served_every_strategy_trains_again() -> None:
+    """A first model the gate blocks leaves nothing to serve: each strategy, `off` included, trains again
+    the next night (the Citi Bike replay's first model over-covers its late-February test days)."""
+    from types import SimpleNamespace
+
+    from pipelines.backtest import STRATEGIES, _Replay
+
+    for strategy in STRATEGIES:
+        replay = _Replay.__new__(_Replay)  # only the plan is read before a model is served
+        replay.plan = SimpleNamespace(strategy=strategy)
+        assert replay.requests("2017-03-01", served=False) == [("2017-03-01", "initial", None)]
+    off = _Replay.__new__(_Replay)
+    off.plan = SimpleNamespace(strategy="off")
+    assert off.requests("2017-03-01", served=True) == []
