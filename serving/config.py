@@ -16,6 +16,7 @@ ENV_PREFIX = "ETA_SERVE_"
 API_KEY_HEADER = "x-api-key"
 ADMIN_KEY_HEADER = "x-admin-key"
 ADMIN_PREFIX = "/admin/"
+STATUS_PATH = ADMIN_PREFIX + "status"  # answers GET too (serving.guard): BentoML endpoints take POST only
 MODEL_ENDPOINTS = ("/eta", "/delivery_window", "/route_eta", "/exception_risk")
 
 

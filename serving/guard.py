@@ -19,12 +19,11 @@ import ipaddress
 import json
 from typing import Any
 
-from serving.config import ADMIN_KEY_HEADER, ADMIN_PREFIX, API_KEY_HEADER, ServingConfig
+from serving.config import ADMIN_KEY_HEADER, ADMIN_PREFIX, API_KEY_HEADER, STATUS_PATH, ServingConfig
 from serving.errors import error_body
 
 PROBE_PATHS = frozenset({"/livez", "/readyz", "/healthz"})
 SPEC_PATH = "/docs.json"
-STATUS_PATH = "/admin/status"
 # The predictors of the services built in this process, newest last: their `readiness()` answers /readyz
 # and their `served()` model is named in /docs.json. A worker builds one; tests build several, and a
 # service that shut down is removed so the one before answers again.

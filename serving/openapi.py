@@ -15,12 +15,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from serving.config import ADMIN_PREFIX, MODEL_ENDPOINTS, ServingConfig
+from serving.config import ADMIN_PREFIX, MODEL_ENDPOINTS, STATUS_PATH, ServingConfig
 from serving.schemas import ErrorBody, ModelInfo, Ready, Unavailable
 
 PRODUCT = "lastmile-eta"
 SUMMARY = "Calibrated delivery ETAs: per-leg quantiles, customer delivery windows, multi-stop route arrivals."
-STATUS_PATH = "/admin/status"  # answers GET too (serving.guard)
 
 REF = "#/components/schemas/{model}"
 ERRORS = {

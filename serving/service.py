@@ -16,7 +16,7 @@ import bentoml
 from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
-from serving.config import MODEL_ENDPOINTS, ServingConfig, untraced_patterns
+from serving.config import MODEL_ENDPOINTS, STATUS_PATH, ServingConfig, untraced_patterns
 from serving.errors import InvalidRequest
 from serving.guard import RequestGuard, drop_service, register_service
 from serving.patches import cancel_request_timers
@@ -203,7 +203,7 @@ class EtaService:
         expected lateness and a revised window at `confidence`."""
         return await _answer(self.predictor.exception_risk(deliveries, now, confidence))
 
-    @bentoml.api(route="/admin/status", input_spec=AdminRequest)
+    @bentoml.api(route=STATUS_PATH, input_spec=AdminRequest)
     async def status(self) -> ServiceStatus:
         """The model being served and how much the micro-batcher is coalescing (GET or POST)."""
         return await _answer(_now(self.predictor.status))
